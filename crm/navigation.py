@@ -1,0 +1,36 @@
+"""The main menu. Each entry names the permission it needs; the menu shows a user only the
+entries their role allows (the pages themselves check the same permission)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from crm.access import has_permissions
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    permissions: tuple[str, ...] = ()
+
+
+MAIN_MENU: list[NavItem] = [
+    NavItem(_("Home"), "home"),
+    NavItem(_("Outbox"), "outbox", ("crm.view_outboxemail",)),
+    NavItem(_("API"), "api-docs"),
+]
+
+
+def menu_for(user, current_path: str) -> list[dict]:
+    items = []
+    for item in MAIN_MENU:
+        if not has_permissions(user, item.permissions):
+            continue
+        url = reverse(item.url_name)
+        active = current_path == url if url == "/" else current_path.startswith(url)
+        items.append({"label": item.label, "url": url, "active": active})
+    return items
