@@ -101,6 +101,7 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'crm.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
     # Web, worker and beat share the file: WAL lets readers proceed during a write, and
     # IMMEDIATE transactions queue writers instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -119,10 +120,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache, broker --------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def _next_redis_db(url: str) -> str:
+    """The same Redis server, next database: the cache must not share the broker's database
+    (clearing the cache would drop queued tasks)."""
+    base, _, db = url.rstrip("/").rpartition("/")
+    if not db.isdigit():  # no database in the URL means database 0
+        return url.rstrip("/") + "/1"
+    return f"{base}/{int(db) + 1}"
+
+
 if REDIS_URL:
     _default_cache = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": _next_redis_db(REDIS_URL),
     }
 else:
     # Shared by web, worker and beat processes without a server.
@@ -132,7 +143,7 @@ else:
     }
 CACHES = {"default": env.cache_url("CACHE_URL") if env.str("CACHE_URL", "") else _default_cache}
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
@@ -191,7 +202,11 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=30) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "crm.lockout.lockout_response"
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+# Behind a proxy the client's address is in X-Forwarded-For; count the proxies to trust.
+AXES_IPWARE_PROXY_COUNT = (
+    env.int("AXES_PROXY_COUNT", default=1 if env.bool("BEHIND_TLS_PROXY", default=False) else 0)
+    or None
+)
 AXES_VERBOSE = False
 
 # --- Security in production (DEBUG off) ------------------------------------------------------
@@ -203,6 +218,8 @@ LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _secure else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_secure)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_secure)
+# Container health probes call http://127.0.0.1:8000/healthz directly, without the proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -266,7 +283,7 @@ REST_FRAMEWORK = {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
         "user": env.str("API_THROTTLE_USER", default="1200/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -274,7 +291,10 @@ REST_FRAMEWORK = {
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
-DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+DRF_STANDARDIZED_ERRORS = {
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+    "ERROR_SCHEMAS": {429: "crm.api.errors.ErrorResponse429Serializer"},
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM API",
     "DESCRIPTION": (
@@ -294,11 +314,13 @@ SPECTACULAR_SETTINGS = {
             "ValidationErrorEnum",
             "ClientErrorEnum",
             "ServerErrorEnum",
-            *(f"ErrorCode{code}Enum" for code in (401, 403, 404, 405, 406, 415, 429, 500)),
+            *(f"ErrorCode{code}Enum" for code in (401, 403, 404, 405, 406, 415, 500)),
         ]
-    },
+    }
+    | {"ErrorCode429Enum": "crm.api.errors.ErrorCode429Enum.choices"},
     "POSTPROCESSING_HOOKS": [
         "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+        "crm.api.schema.allow_empty_query_parameters",
     ],
 }
 

@@ -25,3 +25,8 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 if not REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 WHITENOISE_USE_FINDERS = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # One file per test run, so two runs (or a run and `make run`) never share it.
+    DATABASES["default"]["TEST"]["NAME"] = str(  # noqa: F405
+        Path(os.environ["DATA_DIR"]) / f"test-crm-{os.getpid()}.sqlite3"
+    )

@@ -10,9 +10,14 @@ class APIRootView(routers.APIRootView):
     required_permissions = ()
 
 
-router = routers.DefaultRouter()
-router.APIRootView = APIRootView
-router.register("outbox", views.OutboxEmailViewSet, basename="outbox")
+class Router(routers.DefaultRouter):
+    # One URL per resource: formats are chosen with the Accept header, not ".json" suffixes.
+    include_format_suffixes = False
+    APIRootView = APIRootView
+
+
+router = Router()
+router.register("outbox", views.OutboxEmailViewSet, basename="api-outbox")
 
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),

@@ -4,6 +4,7 @@ import django_filters
 from django.contrib.auth import authenticate
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_serializers import ErrorResponse401Serializer
 from rest_framework import exceptions, generics, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -38,7 +39,14 @@ class ObtainTokenView(APIView):
     authentication_classes: list = []
     serializer_class = TokenRequestSerializer
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})
+    def get_authenticate_header(self, request) -> str:
+        # Wrong credentials are a 401 (with this challenge), as for any other API request.
+        return "Token"
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, 401: ErrorResponse401Serializer},
+    )
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
