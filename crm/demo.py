@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from crm.models import UserProfile
 from crm.roles import Role, assign_role
 
 
@@ -42,5 +43,7 @@ def create_demo_users(*, password: str) -> list[DemoUser]:
             last_name=demo.last_name,
         )
         assign_role(user, demo.role)
+        # The profile was created with the user; show each demo user their own language.
+        UserProfile.objects.filter(user=user).update(language=demo.language)
         created.append(demo)
     return created

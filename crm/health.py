@@ -48,7 +48,8 @@ def check_broker() -> dict:
 def check_workers() -> dict:
     workers = cache.get("health:workers")
     if workers is None:
-        replies = celery_app.control.ping(timeout=WORKER_PING_TIMEOUT) or []
+        # One reply is enough to know the queue is served; do not wait out the timeout.
+        replies = celery_app.control.ping(timeout=WORKER_PING_TIMEOUT, limit=1) or []
         workers = sorted(name for reply in replies for name in reply)
         cache.set("health:workers", workers, WORKER_PING_CACHE_SECONDS)
     return {"ok": bool(workers), "count": len(workers)}
