@@ -16,12 +16,18 @@ class NavItem:
     label: str
     url_name: str
     permissions: tuple[str, ...] = ()
+    description: str = ""
 
 
 MAIN_MENU: list[NavItem] = [
     NavItem(_("Home"), "home"),
-    NavItem(_("Outbox"), "outbox", ("crm.view_outboxemail",)),
-    NavItem(_("API"), "api-docs"),
+    NavItem(
+        _("Outbox"),
+        "outbox",
+        ("crm.view_outboxemail",),
+        _("E-mails the app sent while no mail server is configured."),
+    ),
+    NavItem(_("API"), "api-docs", (), _("REST API reference, for integrations and BI tools.")),
 ]
 
 
@@ -32,5 +38,7 @@ def menu_for(user, current_path: str) -> list[dict]:
             continue
         url = reverse(item.url_name)
         active = current_path == url if url == "/" else current_path.startswith(url)
-        items.append({"label": item.label, "url": url, "active": active})
+        items.append(
+            {"label": item.label, "url": url, "active": active, "description": item.description}
+        )
     return items

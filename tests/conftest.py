@@ -4,6 +4,7 @@ Celery worker process."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,14 @@ from crm.roles import Role
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # The run's own DATA_DIR (see tests/settings.py) is of no use once the run is over.
+    from django.conf import settings
+
+    if settings.DATA_DIR.parent.name == "test":
+        shutil.rmtree(settings.DATA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,9 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SECURE_COOKIES", "false")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
-os.environ.setdefault("DATA_DIR", str(_root / ".run" / "test"))
+# One folder per test run (SQLite test database, filesystem broker): two runs at once never
+# share a database or a queue. Worker processes started by the tests inherit it.
+os.environ.setdefault("DATA_DIR", str(_root / ".run" / "test" / str(os.getpid())))
 
 from crm.settings import *  # noqa: E402,F403
 from crm.settings import REDIS_URL  # noqa: E402
@@ -25,8 +27,3 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 if not REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 WHITENOISE_USE_FINDERS = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    # One file per test run, so two runs (or a run and `make run`) never share it.
-    DATABASES["default"]["TEST"]["NAME"] = str(  # noqa: F405
-        Path(os.environ["DATA_DIR"]) / f"test-crm-{os.getpid()}.sqlite3"
-    )

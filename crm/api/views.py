@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.filters import DateTimeFilter
 from crm.api.serializers import (
     MeSerializer,
     OutboxEmailSerializer,
@@ -78,8 +79,8 @@ class MeView(generics.RetrieveAPIView):
 class OutboxEmailFilter(django_filters.FilterSet):
     to = django_filters.CharFilter(lookup_expr="icontains")
     subject = django_filters.CharFilter(lookup_expr="icontains")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = OutboxEmail

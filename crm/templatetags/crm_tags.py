@@ -7,6 +7,8 @@ from django import template
 from django.conf import settings
 from django.utils.translation import get_language, to_locale
 
+from crm.names import user_display_name
+
 register = template.Library()
 
 
@@ -45,3 +47,9 @@ def money(amount, currency: str | None = None) -> str:
     return format_currency(
         Decimal(amount), currency or settings.CURRENCY, locale=to_locale(get_language() or "ja")
     )
+
+
+@register.filter
+def display_name(user) -> str:
+    """A user's name in the right order for the name (see crm.names.full_name)."""
+    return user_display_name(user)
