@@ -30,9 +30,11 @@ install-dev: $(VENV)/.installed-dev
 translations: $(VENV)/.installed
 	$(BIN)/pybabel compile --domain django --directory locale --statistics
 
-# Refresh the catalogues from the source (needs GNU gettext's xgettext); then translate ja.
+# Refresh the catalogues from the source (needs GNU gettext's xgettext) and complete the
+# English one; then translate the new entries of locale/ja/LC_MESSAGES/django.po.
 messages: $(VENV)/.installed
 	DEBUG=true $(BIN)/python manage.py makemessages --locale ja --locale en --no-obsolete --ignore '.venv/*' --ignore 'staticfiles/*'
+	DEBUG=true $(BIN)/python manage.py fill_english_catalogue
 
 run: export DEBUG ?= true
 run: install translations

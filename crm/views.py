@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -55,6 +56,12 @@ class OutboxListView(RoleRequiredMixin, ListView):
         context["q"] = self.request.GET.get("q", "")
         return context
 
+    def get_template_names(self):
+        # The search box asks htmx for the results only, as the user types.
+        if self.request.htmx and not self.request.htmx.history_restore_request:
+            return ["crm/_outbox_results.html"]
+        return [self.template_name]
+
 
 class OutboxDetailView(RoleRequiredMixin, DetailView):
     permission_required = ("crm.view_outboxemail",)
@@ -86,6 +93,8 @@ def preferences(request):
         save_preferences(profile=profile, **form.cleaned_data)
         response = HttpResponseRedirect(request.path)
         remember_language(response, profile.language)
+        if profile.language:
+            translation.activate(profile.language)  # confirm in the language just chosen
         messages.success(request, _("Your preferences were saved."))
         return response
     return render(request, "crm/preferences.html", {"form": form})

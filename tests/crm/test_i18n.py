@@ -110,3 +110,49 @@ def test_money_shows_yen_without_decimals(language, amount, expected):
             Context({"amount": amount})
         )
     assert rendered == expected
+
+
+@pytest.mark.django_db
+def test_preferences_set_language_and_time_zone(client_as, marketer):
+    from datetime import UTC, datetime
+
+    from tests.crm.test_auth import post_form
+    from tests.factories import OutboxEmailFactory
+
+    client = client_as(marketer)
+    response = post_form(
+        client, "/accounts/preferences/", {"language": "en", "time_zone": "America/New_York"}
+    )
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "Your preferences were saved." in page
+
+    email = OutboxEmailFactory(created_at=datetime(2026, 5, 3, 15, 30, tzinfo=UTC))
+    detail = client.get(f"/outbox/{email.pk}/").content.decode()
+    assert "11:30" in detail  # 15:30 UTC is 11:30 in New York (EDT)
+
+
+@pytest.mark.django_db
+def test_dates_default_to_tokyo_time(client_as, marketer):
+    from datetime import UTC, datetime
+
+    from tests.factories import OutboxEmailFactory
+
+    email = OutboxEmailFactory(created_at=datetime(2026, 5, 2, 15, 30, tzinfo=UTC))
+    detail = client_as(marketer).get(f"/outbox/{email.pk}/").content.decode()
+    assert "2026年5月3日" in detail  # 00:30 JST on 3 May
+    assert "0:30" in detail
+
+
+@pytest.mark.django_db
+def test_preferences_reject_an_unknown_time_zone(client_as, marketer):
+    from tests.crm.test_auth import post_form
+
+    response = post_form(
+        client_as(marketer),
+        "/accounts/preferences/",
+        {"language": "en", "time_zone": "Mars/Olympus"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
