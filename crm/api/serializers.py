@@ -7,7 +7,8 @@ from crm.roles import user_roles
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(label=_("username"), max_length=150)
+    # Not trimmed: credentials are compared as typed (a stray space fails with a 401).
+    username = serializers.CharField(label=_("username"), max_length=150, trim_whitespace=False)
     password = serializers.CharField(
         label=_("password"), max_length=128, style={"input_type": "password"}, trim_whitespace=False
     )
