@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "drf_standardized_errors",
     "django_htmx",
     "axes",
+    "simple_history",
     "crm",
     "customers",
     "segments",
@@ -69,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "crm.middleware.UserPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes requires: it turns a lockout into the lockout response.
@@ -235,6 +237,12 @@ TIME_ZONE = env.str("TIME_ZONE", default="Asia/Tokyo")
 USE_I18N = True
 USE_TZ = True
 CURRENCY = env.str("CURRENCY", default="JPY")
+
+# --- Uploaded files (CSV imports) ---------------------------------------------------------
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "media/"  # never served directly: uploads are read by the import task only
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -41,7 +41,7 @@ def digits(text: str) -> str:
 
 
 def normalize_phone(text: str) -> str:
-    """Digits only, in the national form: "+81 90-1234-5678" and "090(1234)5678" -> "09012345678"."""
+    """Digits only, national form: "+81 90-1234-5678" and "090(1234)5678" -> "09012345678"."""
     raw = unicodedata.normalize("NFKC", text or "").strip()
     number = digits(raw)
     if raw.startswith("+81") or (raw.startswith("81") and len(number) in (11, 12)):
