@@ -22,5 +22,6 @@ router.register("outbox", views.OutboxEmailViewSet, basename="api-outbox")
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
     path("me/", views.MeView.as_view(), name="api-me"),
+    path("", include("customers.api_urls")),
     path("", include(router.urls)),
 ]
