@@ -22,6 +22,5 @@ router.register("outbox", views.OutboxEmailViewSet, basename="api-outbox")
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
     path("me/", views.MeView.as_view(), name="api-me"),
-    path("", include("customers.api_urls")),
     path("", include(router.urls)),
 ]
