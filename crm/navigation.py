@@ -22,6 +22,30 @@ class NavItem:
 MAIN_MENU: list[NavItem] = [
     NavItem(_("Home"), "home"),
     NavItem(
+        _("Customers"),
+        "customers:list",
+        ("customers.view_customer",),
+        _("Profiles, purchases, tickets and interactions of every customer."),
+    ),
+    NavItem(
+        _("Tickets"),
+        "customers:tickets",
+        ("customers.view_supportticket",),
+        _("Support inquiries: your queue, unassigned and overdue tickets."),
+    ),
+    NavItem(
+        _("Imports"),
+        "customers:imports",
+        ("customers.add_customer", "customers.change_customer"),
+        _("Load customers and purchases from CSV files (UTF-8 or Shift_JIS)."),
+    ),
+    NavItem(
+        _("Data quality"),
+        "customers:quality",
+        ("customers.view_customer",),
+        _("What is missing from the profiles, which analyses it weakens, and probable duplicates."),
+    ),
+    NavItem(
         _("Outbox"),
         "outbox",
         ("crm.view_outboxemail",),

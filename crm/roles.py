@@ -31,10 +31,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "analytics.*",
         "crm.view_outboxemail",
     ],
-    # Sales staff own customer records, purchases, tickets and interactions; they read
-    # segments and analytics but do not send campaigns.
+    # Sales staff own customer records, purchases, tickets and interactions, and answer
+    # personal-data requests with an export; erasing and merging customers is for admins.
+    # They read segments and analytics but do not send campaigns.
     Role.SALES: [
-        "customers.*",
+        "customers.add_*",
+        "customers.change_*",
+        "customers.delete_*",
+        "customers.view_*",
+        "customers.export_customer_data",
         "segments.view_*",
         "analytics.view_*",
     ],

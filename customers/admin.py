@@ -5,8 +5,11 @@ from simple_history.admin import SimpleHistoryAdmin
 from customers.models import (
     ConsentRecord,
     Customer,
+    ErasureLog,
     ImportJob,
     Interaction,
+    MergeLog,
+    PersonalDataExport,
     Product,
     Purchase,
     PurchaseItem,
@@ -136,3 +139,34 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyLogAdmin(admin.ModelAdmin):
+    """Audit logs are written by the app only and never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PersonalDataExport)
+class PersonalDataExportAdmin(ReadOnlyLogAdmin):
+    list_display = ["customer", "exported_by", "exported_at"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(ErasureLog)
+class ErasureLogAdmin(ReadOnlyLogAdmin):
+    list_display = ["customer", "erased_by", "erased_at"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(MergeLog)
+class MergeLogAdmin(ReadOnlyLogAdmin):
+    list_display = ["kept", "merged_external_id", "merged_by", "merged_at"]
+    raw_id_fields = ["kept"]

@@ -152,6 +152,11 @@ class Customer(models.Model):
                 name="customer_opt_in_has_date",
             ),
         ]
+        permissions = [
+            ("export_customer_data", _("Can export a customer's personal data")),
+            ("erase_customer", _("Can erase a customer's personal data")),
+            ("merge_customer", _("Can merge duplicate customers")),
+        ]
 
     def __str__(self) -> str:
         return self.display_name
@@ -269,8 +274,14 @@ class PurchaseQuerySet(models.QuerySet):
 
 class Purchase(models.Model):
     order_id = models.CharField(_("order ID"), max_length=64, unique=True)
+    # Indexed by purchase_customer_idx (customer, -purchased_at): no index of its own, which
+    # every imported row would pay for.
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="purchases", verbose_name=_("customer")
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="purchases",
+        verbose_name=_("customer"),
+        db_index=False,
     )
     purchased_at = models.DateTimeField(_("purchased at"))
     channel = models.CharField(
@@ -300,8 +311,13 @@ class Purchase(models.Model):
 
 
 class PurchaseItem(models.Model):
+    # Indexed by item_unique_product (purchase, product).
     purchase = models.ForeignKey(
-        Purchase, on_delete=models.CASCADE, related_name="items", verbose_name=_("purchase")
+        Purchase,
+        on_delete=models.CASCADE,
+        related_name="items",
+        verbose_name=_("purchase"),
+        db_index=False,
     )
     product = models.ForeignKey(
         Product, on_delete=models.PROTECT, related_name="purchase_items", verbose_name=_("product")
@@ -317,7 +333,6 @@ class PurchaseItem(models.Model):
             models.UniqueConstraint(fields=["purchase", "product"], name="item_unique_product"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="item_quantity_positive"),
         ]
-        indexes = [models.Index(fields=["product"], name="item_product_idx")]
 
     def __str__(self) -> str:
         return f"{self.product_id} × {self.quantity}"
@@ -551,3 +566,109 @@ class ImportJob(models.Model):
         if not self.total_bytes:
             return 100 if self.status == ImportStatus.SUCCEEDED else 0
         return min(100, round(100 * self.processed_bytes / self.total_bytes))
+
+
+class PersonalDataExport(models.Model):
+    """One disclosure of everything held on a customer (who asked the system for it, when)."""
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="data_exports",
+        verbose_name=_("customer"),
+    )
+    exported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("exported by"),
+    )
+    exported_at = models.DateTimeField(_("exported at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("personal data export")
+        verbose_name_plural = _("personal data exports")
+        ordering = ["-exported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} @ {self.exported_at:%Y-%m-%d %H:%M}"
+
+
+class ErasureLog(models.Model):
+    """One erasure of a customer's personal data.
+
+    Keeps the SHA-256 of the normalised e-mail address, never the address, so that campaign
+    suppression can refuse the address if it comes back without the CRM keeping it.
+    """
+
+    customer = models.OneToOneField(
+        Customer,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="erasure",
+        verbose_name=_("customer"),
+    )
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("erased by"),
+    )
+    erased_at = models.DateTimeField(_("erased at"), default=timezone.now)
+    email_hash = models.CharField(
+        _("e-mail hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the normalised e-mail address; empty if there was none."),
+    )
+
+    class Meta:
+        verbose_name = _("erasure")
+        verbose_name_plural = _("erasures")
+        ordering = ["-erased_at", "-id"]
+        indexes = [models.Index(fields=["email_hash"], name="erasure_email_hash_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} @ {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class MergeLog(models.Model):
+    """One merge of a probable duplicate into the customer that was kept."""
+
+    kept = models.ForeignKey(
+        Customer,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="merges",
+        verbose_name=_("kept customer"),
+    )
+    merged_customer_id = models.BigIntegerField(_("merged customer ID"))
+    merged_external_id = models.CharField(_("merged external ID"), max_length=64)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("merged by"),
+    )
+    merged_at = models.DateTimeField(_("merged at"), default=timezone.now)
+    moved = models.JSONField(
+        _("moved rows"), default=dict, blank=True, help_text=_("Rows moved, per kind.")
+    )
+    filled_fields = models.JSONField(
+        _("filled fields"),
+        default=list,
+        blank=True,
+        help_text=_("Empty fields of the kept customer filled from the merged one."),
+    )
+
+    class Meta:
+        verbose_name = _("merge")
+        verbose_name_plural = _("merges")
+        ordering = ["-merged_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_external_id} → {self.kept_id}"

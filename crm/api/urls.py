@@ -2,6 +2,8 @@ from django.urls import include, path
 from rest_framework import routers
 
 from crm.api import views
+from customers import api as customers_api
+from customers import api_quality
 
 
 class APIRootView(routers.APIRootView):
@@ -18,9 +20,27 @@ class Router(routers.DefaultRouter):
 
 router = Router()
 router.register("outbox", views.OutboxEmailViewSet, basename="api-outbox")
+router.register("customers", customers_api.CustomerViewSet, basename="api-customer")
+router.register("products", customers_api.ProductViewSet, basename="api-product")
+router.register("purchases", customers_api.PurchaseViewSet, basename="api-purchase")
+router.register("tickets", customers_api.SupportTicketViewSet, basename="api-ticket")
+router.register("interactions", customers_api.InteractionViewSet, basename="api-interaction")
 
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
     path("me/", views.MeView.as_view(), name="api-me"),
+    path("data-quality/", api_quality.DataQualityView.as_view(), name="api-data-quality"),
+    path(
+        "data-quality/duplicates/",
+        api_quality.DuplicateListView.as_view(),
+        name="api-data-quality-duplicates",
+    ),
+    path("data-quality/merge/", api_quality.MergeView.as_view(), name="api-data-quality-merge"),
+    path(
+        "customers/<int:pk>/personal-data/",
+        api_quality.PersonalDataView.as_view(),
+        name="api-customer-personal-data",
+    ),
+    path("customers/<int:pk>/erase/", api_quality.EraseView.as_view(), name="api-customer-erase"),
     path("", include(router.urls)),
 ]
