@@ -370,20 +370,6 @@ class DateTimeFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
-class ClampedDateTimeFilter(DateTimeFilter):
-    """A date-time filter for which an instant before year 1 or after year 9999 in UTC is
-    simply earlier or later than every row, rather than an error."""
-
-    def filter(self, qs, value):
-        if value is not None:
-            try:
-                value.astimezone(UTC)
-            except OverflowError:
-                edge = datetime.min if value.year == 1 else datetime.max
-                value = edge.replace(tzinfo=UTC)
-        return super().filter(qs, value)
-
-
 class BirthdayField(serializers.DateField):
     """A date from 1900-01-01 to today (in the organisation's time zone)."""
 
@@ -919,8 +905,8 @@ class CustomerFilter(django_filters.FilterSet):
     owner = IdFilter(field_name="owner")
     tag = django_filters.CharFilter(field_name="tags__name", label=_("Tag name"))
     email_opt_in = BooleanFilter()
-    created_after = ClampedDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = ClampedDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Customer
@@ -1108,8 +1094,8 @@ class PurchaseSerializer(APIModelSerializer):
 class PurchaseFilter(django_filters.FilterSet):
     customer = IdFilter(field_name="customer")
     customer_external_id = django_filters.CharFilter(field_name="customer__external_id")
-    purchased_after = ClampedDateTimeFilter(field_name="purchased_at", lookup_expr="gte")
-    purchased_before = ClampedDateTimeFilter(field_name="purchased_at", lookup_expr="lt")
+    purchased_after = DateTimeFilter(field_name="purchased_at", lookup_expr="gte")
+    purchased_before = DateTimeFilter(field_name="purchased_at", lookup_expr="lt")
 
     class Meta:
         model = Purchase
@@ -1628,8 +1614,8 @@ class InteractionSerializer(APIModelSerializer):
 class InteractionFilter(django_filters.FilterSet):
     customer = IdFilter(field_name="customer")
     user = IdFilter(field_name="user")
-    occurred_after = ClampedDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = ClampedDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = DateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = DateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Interaction

@@ -104,3 +104,14 @@ def test_schema_and_docs_are_served_locally(client):
     docs = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in docs
     assert "cdn" not in docs.lower()  # assets come from drf-spectacular-sidecar, not a CDN
+
+
+def test_date_time_filters_take_any_iso_offset(api):
+    OutboxEmailFactory()
+    for value in (
+        "0001-01-01T01:28:00+06:05",
+        "9999-12-31T23:00:00-20:00",
+        "2026-05-03T00:00+20:54",
+    ):
+        response = api.get("/api/v1/outbox/", {"created_after": value})
+        assert response.status_code == 200, value
