@@ -36,8 +36,14 @@ messages: $(VENV)/.installed
 	DEBUG=true $(BIN)/python manage.py makemessages --locale ja --locale en --no-obsolete --ignore '.venv/*' --ignore 'staticfiles/*'
 	DEBUG=true $(BIN)/python manage.py fill_english_catalogue
 
+# Local development settings for `python manage.py ...` as well as `make run`; created once,
+# never committed (see README "Configuration"). Production sets real variables instead.
+.env:
+	@printf '# Local development settings (make run created this file; it is not committed).\nDEBUG=true\n' > $@
+	@echo "Created .env with DEBUG=true for local development."
+
 run: export DEBUG ?= true
-run: install translations
+run: install translations .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_demo
 	$(BIN)/python manage.py runall
