@@ -27,6 +27,8 @@ _RELAXING = (
 def production_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _RELAXING}
     env.update(
+        # Explicit, so a developer's local .env (DEBUG=true, see the Makefile) cannot win.
+        DEBUG="false",
         DJANGO_SETTINGS_MODULE="crm.settings",
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="crm.example.com",
