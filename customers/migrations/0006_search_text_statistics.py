@@ -5,10 +5,11 @@
 from django.db import migrations
 
 
-def run(sql):
+def run(*statements):
     def apply(apps, schema_editor):
         if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
+            for sql in statements:
+                schema_editor.execute(sql)
 
     return apply
 
@@ -18,7 +19,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(
-            run("ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS 2000"),
+            # The new target only counts once the table is analysed again.
+            run(
+                "ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS 2000",
+                "ANALYZE customers_customer",
+            ),
             run("ALTER TABLE customers_customer ALTER COLUMN search_text SET STATISTICS -1"),
         )
     ]
