@@ -9,6 +9,12 @@ from django.utils import timezone
 from customers.models import ConsentRecord, ConsentSource, Customer
 
 
+def is_consent_change(*, opted_in: bool, current: bool, current_at) -> bool:
+    """Whether a decision is worth recording: a first decision always is, a repeat of the
+    current state is not. Shared with the bulk import, which writes records in bulk."""
+    return not (current == opted_in and current_at is not None)
+
+
 @transaction.atomic
 def record_consent(
     *,
@@ -20,7 +26,9 @@ def record_consent(
     at=None,
 ) -> ConsentRecord | None:
     """Record a consent decision; nothing is written when it does not change the state."""
-    if customer.email_opt_in == opted_in and customer.email_opt_in_at is not None:
+    if not is_consent_change(
+        opted_in=opted_in, current=customer.email_opt_in, current_at=customer.email_opt_in_at
+    ):
         return None
     at = at or timezone.now()
     record = ConsentRecord.objects.create(

@@ -57,6 +57,7 @@ from django.db import connection, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from customers.consent import is_consent_change
 from customers.csv_reading import ImportFileError, read_csv
 from customers.models import (
     ConsentRecord,
@@ -682,12 +683,6 @@ _CUSTOMER_FIELDS = [name for name in _CUSTOMER_CLEANERS if name != "email_opt_in
 _CUSTOMER_STATE = ["external_id", *_CUSTOMER_FIELDS, "email_opt_in", "email_opt_in_at"]
 
 
-def _consent_changes(*, opted_in: bool, current: bool, current_at) -> bool:
-    """Whether a consent decision is a change to record: the rule of
-    ``customers.consent.record_consent`` (a first decision is always recorded)."""
-    return not (current == opted_in and current_at is not None)
-
-
 def _customer_writer(*, user, source: str):
     new_customer = {name: Customer._meta.get_field(name).get_default() for name in _CUSTOMER_STATE}
     recorded_by = user if user is not None and user.is_authenticated else None
@@ -728,7 +723,7 @@ def _customer_writer(*, user, source: str):
                 merged[external_id] = state
             opted_in = values.pop("email_opt_in", None)
             state.update(values)
-            if opted_in is not None and _consent_changes(
+            if opted_in is not None and is_consent_change(
                 opted_in=opted_in,
                 current=state["email_opt_in"],
                 current_at=state["email_opt_in_at"],
