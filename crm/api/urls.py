@@ -4,6 +4,7 @@ from rest_framework import routers
 from crm.api import views
 from customers import api as customers_api
 from customers import api_quality
+from segments import api_urls as segments_api
 
 
 class APIRootView(routers.APIRootView):
@@ -25,6 +26,7 @@ router.register("products", customers_api.ProductViewSet, basename="api-product"
 router.register("purchases", customers_api.PurchaseViewSet, basename="api-purchase")
 router.register("tickets", customers_api.SupportTicketViewSet, basename="api-ticket")
 router.register("interactions", customers_api.InteractionViewSet, basename="api-interaction")
+segments_api.register(router)
 
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
@@ -42,5 +44,6 @@ urlpatterns = [
         name="api-customer-personal-data",
     ),
     path("customers/<int:pk>/erase/", api_quality.EraseView.as_view(), name="api-customer-erase"),
+    path("", include(segments_api.urlpatterns)),
     path("", include(router.urls)),
 ]
