@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from decimal import Decimal
+from email.utils import getaddresses
 from typing import Any
 
 from django.db import transaction
-from django.db.models import CharField, Prefetch, Value
+from django.db.models import CharField, Prefetch, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from crm.models import OutboxEmail
 from customers.consent import record_consent
 from customers.models import (
     ConsentSource,
@@ -222,6 +224,29 @@ def is_erased_email(email: str) -> bool:
 
 
 @transaction.atomic
+def _erase_outbox_mail(email: str) -> int:
+    """Delete the outbox's copies of e-mails sent to ``email`` (the embedded mail backend keeps
+    every message it captured, names and all); other recipients' mail stays."""
+    address = normalize_email(email)
+    if not address:
+        return 0
+    # The substring filter narrows the candidates in SQL; the exact comparison below keeps
+    # "xhanako@example.jp" safe when "hanako@example.jp" is erased.
+    candidates = OutboxEmail.objects.filter(
+        Q(to__icontains=address) | Q(cc__icontains=address) | Q(bcc__icontains=address)
+    ).only("id", "to", "cc", "bcc")
+    ids = [
+        mail.id
+        for mail in candidates
+        if any(
+            normalize_email(recipient) == address
+            for _name, recipient in getaddresses([mail.to, mail.cc, mail.bcc])
+        )
+    ]
+    OutboxEmail.objects.filter(id__in=ids).delete()
+    return len(ids)
+
+
 def erase_customer(*, customer: Customer, by) -> ErasureLog:
     """Anonymise ``customer`` for good; erasing an erased customer changes nothing."""
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
@@ -243,6 +268,7 @@ def erase_customer(*, customer: Customer, by) -> ErasureLog:
         by=by,
         at=log.erased_at,
     )
+    _erase_outbox_mail(customer.email)
     anonymous = {**ERASED_VALUES, "external_id": f"erased-{customer.pk}"}
     for name, value in anonymous.items():
         setattr(customer, name, value)

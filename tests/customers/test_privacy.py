@@ -331,3 +331,23 @@ def test_api_export_matches_the_documented_schema(admin_member, hanako):
     validate_against_schema(erased, "/api/v1/customers/{id}/erase/", "post", id=hanako.pk)
     after = client.get(f"/api/v1/customers/{hanako.pk}/personal-data/")
     validate_against_schema(after, "/api/v1/customers/{id}/personal-data/", "get", id=hanako.pk)
+
+
+def test_erasure_deletes_the_outbox_copies_of_mail_to_the_customer(hanako, admin_member):
+    from crm.models import OutboxEmail
+
+    def mail(to: str, **extra) -> OutboxEmail:
+        return OutboxEmail.objects.create(
+            from_email="shop@example.jp", to=to, subject="お知らせ", body="山田様", **extra
+        )
+
+    to_her = mail("山田 花子 <hanako.yamada@example.jp>")
+    copied_to_her = mail("staff@example.jp", bcc="HANAKO.YAMADA@example.jp")
+    lookalike = mail("xhanako.yamada@example.jp")
+    other = mail("someone@example.jp, other@example.jp")
+
+    erase_customer(customer=hanako, by=admin_member)
+
+    remaining = set(OutboxEmail.objects.values_list("id", flat=True))
+    assert remaining == {lookalike.id, other.id}
+    assert to_her.id not in remaining and copied_to_her.id not in remaining
