@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework import routers
 
+from analytics import api_urls as analytics_api
 from crm.api import views
 from customers import api as customers_api
 from customers import api_quality
@@ -27,6 +28,7 @@ router.register("purchases", customers_api.PurchaseViewSet, basename="api-purcha
 router.register("tickets", customers_api.SupportTicketViewSet, basename="api-ticket")
 router.register("interactions", customers_api.InteractionViewSet, basename="api-interaction")
 segments_api.register(router)
+analytics_api.register(router)
 
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
@@ -45,5 +47,6 @@ urlpatterns = [
     ),
     path("customers/<int:pk>/erase/", api_quality.EraseView.as_view(), name="api-customer-erase"),
     path("", include(segments_api.urlpatterns)),
+    path("", include(analytics_api.urlpatterns)),
     path("", include(router.urls)),
 ]
