@@ -1,0 +1,266 @@
+"""Figures of one scoring run for the RFM pages and the API: the R×F grid, the label
+distribution, the decile table, the Pareto curve and the migration between two runs.
+
+Each function reads one run's CustomerScore rows and lets the database aggregate them, so a
+report over a million scores moves a few dozen rows into Python. Shares are fractions 0-1;
+amounts are Decimals in the shop's currency. The definitions of the scores themselves are in
+``segments/scoring.py`` and the README ("Scores").
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, F, Sum, Window
+from django.db.models.functions import RowNumber
+from django.utils.translation import gettext_lazy as _
+
+from segments.models import CustomerScore, ParetoClass, RfmLabel, ScoringRun
+
+SCORES = range(1, 6)
+DECILES = range(1, 11)
+# The key of customers without a score in one of the two runs of a migration matrix.
+NOT_SCORED = "not_scored"
+NOT_SCORED_LABEL = _("Not scored")
+
+# What each label means, for the legend and tooltips of the RFM page.
+LABEL_DEFINITIONS = {
+    RfmLabel.CHAMPIONS: _("Bought very recently, buy often and spend the most."),
+    RfmLabel.LOYAL: _("Buy regularly and spend well; fairly recent."),
+    RfmLabel.POTENTIAL_LOYALIST: _("Recent customers with a few purchases: can become loyal."),
+    RfmLabel.NEW: _("Bought very recently for the first time or little so far."),
+    RfmLabel.PROMISING: _("Recent, but have bought little so far."),
+    RfmLabel.NEEDS_ATTENTION: _("Average recency, frequency and spend: keep them engaged."),
+    RfmLabel.ABOUT_TO_SLEEP: _("Last purchase a while ago and few purchases: slipping away."),
+    RfmLabel.AT_RISK: _("Used to buy often and spend well, but not for a long time."),
+    RfmLabel.CANNOT_LOSE: _("Were among the best customers and have not been back for long."),
+    RfmLabel.HIBERNATING: _("Long since the last purchase, few purchases, low spend."),
+    RfmLabel.LOST: _("Lowest recency, frequency and spend: probably gone."),
+}
+
+
+def _share(part, whole) -> float:
+    return float(part) / float(whole) if whole else 0.0
+
+
+def _scores(run: ScoringRun):
+    # order_by(): the model has no default ordering, but a GROUP BY must not pick one up.
+    return CustomerScore.objects.filter(run=run).order_by()
+
+
+# --- R×F grid ---------------------------------------------------------------------------------
+
+
+def rf_grid(*, run: ScoringRun) -> dict:
+    """Customers and their average monetary value per (R, F) cell, 5×5.
+
+    ``rows`` go from R 5 (most recent) down to R 1, each with the cells F 1..5; every cell is
+    present, empty ones with 0 customers and no average. ``share`` is the cell's fraction of
+    the run's scored customers; ``max_customers`` is the largest cell, for a heat-map scale.
+    """
+    found = {
+        (row["r"], row["f"]): row
+        for row in _scores(run)
+        .values("r", "f")
+        .annotate(customers=Count("id"), revenue=Sum("monetary"))
+    }
+    total = sum(row["customers"] for row in found.values())
+    rows = []
+    for r in reversed(SCORES):
+        cells = []
+        for f in SCORES:
+            row = found.get((r, f), {"customers": 0, "revenue": None})
+            customers = row["customers"]
+            revenue = Decimal(row["revenue"] or 0)
+            cells.append(
+                {
+                    "r": r,
+                    "f": f,
+                    "customers": customers,
+                    "share": _share(customers, total),
+                    "average_monetary": (revenue / customers).quantize(Decimal("0.01"))
+                    if customers
+                    else None,
+                }
+            )
+        rows.append({"r": r, "cells": cells})
+    max_customers = max((row["customers"] for row in found.values()), default=0)
+    return {"total": total, "max_customers": max_customers, "rows": rows}
+
+
+# --- Label distribution -----------------------------------------------------------------------
+
+
+def label_distribution(*, run: ScoringRun) -> list[dict]:
+    """Customers, their share, revenue and share of revenue per RFM label, in the order of
+    ``RfmLabel`` (best first); labels nobody has are listed with zeros."""
+    found = {
+        row["rfm_label"]: row
+        for row in _scores(run)
+        .values("rfm_label")
+        .annotate(customers=Count("id"), revenue=Sum("monetary"))
+    }
+    total = sum(row["customers"] for row in found.values())
+    total_revenue = sum((Decimal(row["revenue"] or 0) for row in found.values()), Decimal(0))
+    result = []
+    for label in RfmLabel:
+        row = found.get(label.value, {"customers": 0, "revenue": 0})
+        revenue = Decimal(row["revenue"] or 0)
+        result.append(
+            {
+                "label": label.value,
+                "name": label.label,
+                "definition": LABEL_DEFINITIONS[label],
+                "customers": row["customers"],
+                "share": _share(row["customers"], total),
+                "revenue": revenue,
+                "revenue_share": _share(revenue, total_revenue),
+            }
+        )
+    return result
+
+
+# --- Deciles ----------------------------------------------------------------------------------
+
+
+def decile_table(*, run: ScoringRun) -> list[dict]:
+    """Deciles 1 (top 10% by monetary) to 10: customers, revenue, the decile's share of
+    revenue and the cumulative share up to and including it. With fewer than ten customers
+    some deciles are empty and listed with zeros."""
+    found = {
+        row["decile"]: row
+        for row in _scores(run)
+        .values("decile")
+        .annotate(customers=Count("id"), revenue=Sum("monetary"))
+    }
+    total_revenue = sum((Decimal(row["revenue"] or 0) for row in found.values()), Decimal(0))
+    result, cumulative = [], Decimal(0)
+    for decile in DECILES:
+        row = found.get(decile, {"customers": 0, "revenue": 0})
+        revenue = Decimal(row["revenue"] or 0)
+        cumulative += revenue
+        result.append(
+            {
+                "decile": decile,
+                "customers": row["customers"],
+                "revenue": revenue,
+                "share": _share(revenue, total_revenue),
+                "cumulative_share": _share(cumulative, total_revenue),
+            }
+        )
+    return result
+
+
+# --- Pareto -----------------------------------------------------------------------------------
+
+
+def _curve_positions(n: int, points: int) -> list[int]:
+    """1-based positions of the customers the curve samples: about ``points`` of them,
+    evenly spread, always including the last one."""
+    if n <= points:
+        return list(range(1, n + 1))
+    return sorted({max(1, round(n * k / points)) for k in range(1, points + 1)})
+
+
+def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
+    """The Pareto (Lorenz-style) curve: customers ordered by monetary descending (ties by
+    customer id, the scoring order), x = share of customers so far, y = their cumulative
+    share of revenue. Downsampled to about ``points`` points plus the origin.
+
+    Also: the revenue share of the top 20% of customers (deciles 1-2, the run's ``top20``),
+    and the customers and revenue of each Pareto class.
+    """
+    scores = _scores(run)
+    classes = {
+        row["pareto_class"]: row
+        for row in scores.values("pareto_class").annotate(
+            customers=Count("id"), revenue=Sum("monetary")
+        )
+    }
+    n = sum(row["customers"] for row in classes.values())
+    total_revenue = sum((Decimal(row["revenue"] or 0) for row in classes.values()), Decimal(0))
+    curve = [{"customer_share": 0.0, "revenue_share": 0.0}]
+    if n:
+        positions = _curve_positions(n, points)
+        sampled = (
+            scores.annotate(
+                position=Window(RowNumber(), order_by=[F("monetary").desc(), F("customer_id")])
+            )
+            .filter(position__in=positions)
+            .order_by("position")
+            .values_list("position", "cumulative_share")
+        )
+        curve += [
+            {"customer_share": position / n, "revenue_share": share} for position, share in sampled
+        ]
+    top20 = scores.filter(top20=True).aggregate(customers=Count("id"), revenue=Sum("monetary"))
+    return {
+        "customers": n,
+        "revenue": total_revenue,
+        "points": curve,
+        "top20_customers": top20["customers"],
+        "top20_customer_share": _share(top20["customers"], n),
+        "top20_revenue_share": _share(top20["revenue"] or 0, total_revenue),
+        "classes": [
+            {
+                "pareto_class": cls.value,
+                "name": cls.label,
+                "customers": classes.get(cls.value, {}).get("customers", 0),
+                "share": _share(classes.get(cls.value, {}).get("customers", 0), n),
+                "revenue": Decimal(classes.get(cls.value, {}).get("revenue") or 0),
+                "revenue_share": _share(
+                    classes.get(cls.value, {}).get("revenue") or 0, total_revenue
+                ),
+            }
+            for cls in ParetoClass
+        ],
+    }
+
+
+# --- Migration between runs -------------------------------------------------------------------
+
+
+def migration_matrix(*, before: ScoringRun, after: ScoringRun) -> dict:
+    """How customers moved between RFM labels from run ``before`` to run ``after``.
+
+    ``rows`` are the labels in ``before`` and ``columns`` those in ``after``, both in the
+    order of ``RfmLabel`` followed by "not scored" (no completed purchase in that run's
+    window, or not a customer yet). ``counts[i][j]`` is the number of customers with row
+    label i before and column label j after; a customer scored in neither run is not
+    counted. Row and column totals are included.
+    """
+    table = CustomerScore._meta.db_table
+    # One pass with a FULL OUTER JOIN (PostgreSQL; SQLite from 3.39): the ORM has no way to
+    # keep the customers of either side that the other side lacks in a single query.
+    sql = f"""
+        SELECT b.rfm_label, a.rfm_label, COUNT(*)
+        FROM (SELECT customer_id, rfm_label FROM {table} WHERE run_id = %s) b
+        FULL OUTER JOIN (SELECT customer_id, rfm_label FROM {table} WHERE run_id = %s) a
+          ON a.customer_id = b.customer_id
+        GROUP BY b.rfm_label, a.rfm_label
+    """  # noqa: S608 (the table name is the model's; the values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [before.pk, after.pk])
+        found = {(b or NOT_SCORED, a or NOT_SCORED): count for b, a, count in cursor.fetchall()}
+    keys = [label.value for label in RfmLabel] + [NOT_SCORED]
+    names = dict(RfmLabel.choices) | {NOT_SCORED: NOT_SCORED_LABEL}
+    counts = [[found.get((row, column), 0) for column in keys] for row in keys]
+    return {
+        "before": before.pk,
+        "after": after.pk,
+        "labels": [{"label": key, "name": names[key]} for key in keys],
+        "counts": counts,
+        "row_totals": [sum(row) for row in counts],
+        "column_totals": [sum(column) for column in zip(*counts, strict=True)],
+        "total": sum(sum(row) for row in counts),
+        "unchanged": sum(counts[i][i] for i in range(len(keys) - 1)),
+    }
+
+
+def previous_run(*, run: ScoringRun) -> ScoringRun | None:
+    """The succeeded run finished just before ``run``: the default for the migration matrix."""
+    earlier = ScoringRun.objects.succeeded().exclude(pk=run.pk)
+    if run.finished_at is not None:
+        earlier = earlier.filter(finished_at__lte=run.finished_at)
+    return earlier.order_by("-finished_at", "-id").first()
