@@ -1,0 +1,368 @@
+"""Pages of the segment builder: the list, the builder (create and edit) with its live
+preview, a segment's page (rules in words, members, size history), refresh, export, delete.
+
+Each view checks access, validates input, calls one function (segments.evaluation for the
+preview, segments.membership or the form's update for writes, a task for refreshes) and
+renders. The builder's tree editor is static/js/segment-builder.js; it keeps the rule tree as
+JSON in the form's hidden ``rules`` input and asks ``segment_preview`` for the live count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from crm.access import permission_required
+from crm.exporting import csv_response
+from customers import selectors
+from customers.models import Customer
+from customers.prefectures import Prefecture
+from customers.views import customer_export_columns
+from segments.evaluation import BREAKDOWNS, breakdown, count_matching, sample_matching
+from segments.forms import SegmentForm, parse_rules, update_segment
+from segments.membership import create_segment
+from segments.models import CustomerScore, ScoringRun, Segment, SegmentKind, SegmentSize
+from segments.rules import FIELDS, OPERATOR_LABELS, field_catalogue
+
+VIEW = "segments.view_segment"
+ADD = "segments.add_segment"
+CHANGE = "segments.change_segment"
+DELETE = "segments.delete_segment"
+VIEW_CUSTOMER = "customers.view_customer"
+
+MEMBERS_PAGE_SIZE = 50
+SAMPLE_SIZE = 20
+TREND_POINTS = 12
+HISTORY_ROWS = 30
+BREAKDOWN_TITLES = {
+    "prefecture": gettext_lazy("By prefecture"),
+    "rfm_label": gettext_lazy("By RFM label"),
+    "decile": gettext_lazy("By decile"),
+}
+
+
+# --- List -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A segment's recent sizes (oldest first) drawn as a sparkline."""
+
+    sizes: list[int]
+    width: int = 100
+    height: int = 24
+
+    @property
+    def points(self) -> str:
+        if len(self.sizes) < 2:
+            return ""
+        top = max(self.sizes) or 1
+        step = self.width / (len(self.sizes) - 1)
+        return " ".join(
+            f"{i * step:.1f},{self.height - 2 - (size / top) * (self.height - 4):.1f}"
+            for i, size in enumerate(self.sizes)
+        )
+
+    @property
+    def change(self) -> int | None:
+        return self.sizes[-1] - self.sizes[-2] if len(self.sizes) >= 2 else None
+
+
+def _trends(segment_ids: list[int]) -> dict[int, Trend]:
+    """The last ``TREND_POINTS`` sizes of each segment, in one query."""
+    rows = (
+        SegmentSize.objects.filter(segment_id__in=segment_ids)
+        .annotate(
+            position=Window(
+                RowNumber(), partition_by=[F("segment_id")], order_by=[F("measured_at").desc()]
+            )
+        )
+        .filter(position__lte=TREND_POINTS)
+        .order_by("segment_id", "measured_at")
+        .values_list("segment_id", "size")
+    )
+    sizes: dict[int, list[int]] = {}
+    for segment_id, size in rows:
+        sizes.setdefault(segment_id, []).append(size)
+    return {segment_id: Trend(values) for segment_id, values in sizes.items()}
+
+
+@require_GET
+@permission_required(VIEW)
+def segment_list(request):
+    segments = list(Segment.objects.select_related("created_by").order_by("name"))
+    trends = _trends([segment.pk for segment in segments])
+    for segment in segments:
+        segment.trend = trends.get(segment.pk, Trend([]))
+    return render(request, "segments/builder/list.html", {"segments": segments})
+
+
+# --- Builder ----------------------------------------------------------------------------------
+
+
+def _builder_context(form: SegmentForm, segment: Segment | None) -> dict[str, Any]:
+    return {
+        "form": form,
+        "segment": segment,
+        "catalogue": field_catalogue(),
+        "rule_errors": form.rule_errors,
+        "builder_text": _builder_text(),
+    }
+
+
+def _builder_text() -> dict[str, str]:
+    """The builder script's words, in the page's language."""
+    return {
+        "and": _("all of these (AND)"),
+        "or": _("any of these (OR)"),
+        "match": _("Customers matching"),
+        "addCondition": _("Add condition"),
+        "addGroup": _("Add group"),
+        "removeCondition": _("Remove condition"),
+        "removeGroup": _("Remove group"),
+        "field": _("Field"),
+        "operator": _("Operator"),
+        "value": _("Value"),
+        "chooseField": _("Choose a field…"),
+        "min": _("Minimum"),
+        "max": _("Maximum"),
+        "from": _("From"),
+        "to": _("To"),
+        "days": _("Days"),
+        "inLastDays": _("In the last days (empty: any time)"),
+        "yes": _("Yes"),
+        "no": _("No"),
+        "products": _("Product SKUs or IDs, separated by commas"),
+        "openOnly": _("Open inquiries only"),
+        "empty": _("No conditions yet: every customer matches. Add a condition to narrow down."),
+        "condition": _("Condition"),
+        "group": _("Group"),
+    }
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@permission_required(VIEW, ADD)
+def segment_create(request):
+    form = SegmentForm(request.POST or None, initial={"kind": SegmentKind.DYNAMIC})
+    if request.method == "POST" and form.is_valid():
+        segment = create_segment(**form.cleaned_data, created_by=request.user)
+        messages.success(
+            request,
+            _("Segment %(name)s was saved with %(count)s members.")
+            % {"name": segment.name, "count": segment.member_count},
+        )
+        return redirect("segments:segment-detail", pk=segment.pk)
+    return render(request, "segments/builder/form.html", _builder_context(form, None))
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@permission_required(VIEW, CHANGE)
+def segment_edit(request, pk: int):
+    segment = get_object_or_404(Segment, pk=pk)
+    saved_name = segment.name
+    form = SegmentForm(request.POST or None, instance=segment)
+    if request.method == "POST" and form.is_valid():
+        segment = update_segment(segment=segment, **form.cleaned_data)
+        messages.success(
+            request,
+            _("Segment %(name)s was saved with %(count)s members.")
+            % {"name": segment.name, "count": segment.member_count},
+        )
+        return redirect("segments:segment-detail", pk=segment.pk)
+    context = _builder_context(form, segment)
+    context["saved_name"] = saved_name
+    return render(request, "segments/builder/form.html", context)
+
+
+def _with_scores(customers: list[Customer]) -> list[Customer]:
+    """Sets ``prefecture_label`` and ``score`` (of the latest succeeded run, or None)."""
+    run = ScoringRun.objects.latest_succeeded()
+    scores = {}
+    if run is not None and customers:
+        scores = {
+            score.customer_id: score
+            for score in CustomerScore.objects.filter(
+                run=run, customer_id__in=[c.pk for c in customers]
+            ).only("customer_id", "rfm_label", "decile")
+        }
+    prefectures = dict(Prefecture.choices)
+    for customer in customers:
+        customer.prefecture_label = prefectures.get(customer.prefecture, "")
+        customer.score = scores.get(customer.pk)
+    return customers
+
+
+@require_POST
+@permission_required(VIEW, ADD)
+def segment_preview(request):
+    """The builder's live preview of the posted rules: count, sample and breakdowns, or the
+    problems of the rules (also as data, for the script to show beside the conditions)."""
+    tree, errors = parse_rules(request.POST.get("rules", ""))
+    context: dict[str, Any] = {"rule_errors": errors}
+    if not errors:
+        context.update(
+            count=count_matching(tree),
+            sample=_with_scores(sample_matching(tree, limit=SAMPLE_SIZE)),
+            breakdowns=[
+                {"by": by, "title": BREAKDOWN_TITLES[by], "rows": breakdown(tree, by=by)}
+                for by in BREAKDOWNS
+            ],
+        )
+    return render(request, "segments/builder/_preview.html", context)
+
+
+# --- A segment's page -------------------------------------------------------------------------
+
+
+def _describe_value(field, op: str, value: Any) -> str:
+    """A condition's value in words (choice labels rather than codes)."""
+    labels = {str(v): str(label) for v, label in field.choices()} if field.choices else {}
+
+    def listed(items) -> str:
+        return ", ".join(labels.get(str(item), str(item)) for item in items)
+
+    def bounds(low, high, unit: str = "") -> str:
+        if low is not None and high is not None:
+            return _("%(low)s to %(high)s%(unit)s") % {"low": low, "high": high, "unit": unit}
+        if low is not None:
+            return _("%(low)s%(unit)s or more") % {"low": low, "unit": unit}
+        return _("%(high)s%(unit)s or less") % {"high": high, "unit": unit}
+
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if field.value_type in ("window_count", "window_amount"):
+        return _("%(bounds)s in the last %(days)s days") % {
+            "bounds": bounds(value["min"], value["max"]),
+            "days": value["days"],
+        }
+    if field.value_type == "ticket_count":
+        text = bounds(value["min"], value["max"])
+        return text + (" " + _("(open inquiries only)") if value.get("open_only") else "")
+    if field.value_type in ("products", "categories"):
+        text = listed(value[field.value_type])
+        if value.get("days") is not None:
+            text += " " + _("in the last %(days)s days") % {"days": value["days"]}
+        return text
+    if op == "between" and isinstance(value, list):
+        return bounds(value[0], value[1])
+    if isinstance(value, list):
+        return listed(value)
+    return str(value)
+
+
+def describe_rules(tree: dict, *, depth: int = 0) -> list[dict[str, Any]]:
+    """The (validated) rule tree as nested lines of plain language for the segment's page:
+    [{"text": ..., "children": [...]}]."""
+    lines = []
+    for child in (tree or {}).get("conditions", []):
+        if "conditions" in child:
+            title = _("All of:") if child["op"] == "and" else _("Any of:")
+            lines.append({"text": title, "children": describe_rules(child, depth=depth + 1)})
+            continue
+        field = FIELDS.get(child["field"])
+        if field is None:  # a field another app registered and no longer offers
+            lines.append({"text": str(child), "children": []})
+            continue
+        value = _describe_value(field, child["op"], child["value"])
+        if child["op"] == "between":  # "Age 20 to 30" reads better than "Age between 20 to 30"
+            text = _("%(field)s: %(value)s") % {"field": field.label, "value": value}
+        else:
+            text = _("%(field)s %(operator)s %(value)s") % {
+                "field": field.label,
+                "operator": OPERATOR_LABELS.get(child["op"], child["op"]),
+                "value": value,
+            }
+        lines.append({"text": text, "children": []})
+    return lines
+
+
+def _members_page(segment: Segment, user, after: int | None) -> tuple[list[Customer], int | None]:
+    """One page of members by customer id (keyset: ``after`` is the last id shown)."""
+    members = selectors.list_page_rows(
+        Customer.objects.visible_to(user).filter(segment_memberships__segment=segment)
+    ).order_by("id")
+    if after is not None:
+        members = members.filter(id__gt=after)
+    rows = list(members[: MEMBERS_PAGE_SIZE + 1])
+    next_after = rows[MEMBERS_PAGE_SIZE - 1].pk if len(rows) > MEMBERS_PAGE_SIZE else None
+    return _with_scores(rows[:MEMBERS_PAGE_SIZE]), next_after
+
+
+@require_GET
+@permission_required(VIEW)
+def segment_detail(request, pk: int):
+    segment = get_object_or_404(Segment.objects.select_related("created_by"), pk=pk)
+    after = request.GET.get("after", "")
+    after_id = int(after) if after.isdigit() else None
+    members, next_after = _members_page(segment, request.user, after_id)
+    history = list(segment.sizes.order_by("-measured_at")[:HISTORY_ROWS])
+    trend = Trend([size.size for size in reversed(history)], width=300, height=60)
+    op = segment.rules.get("op", "and") if segment.rules else "and"
+    context = {
+        "segment": segment,
+        "rules_top": _("Customers matching all of:")
+        if op == "and"
+        else _("Customers matching any of:"),
+        "rule_lines": describe_rules(segment.rules),
+        "members": members,
+        "next_after": next_after,
+        "is_first_page": after_id is None,
+        "history": history,
+        "trend": trend,
+        "is_static": segment.kind == SegmentKind.STATIC,
+    }
+    return render(request, "segments/builder/detail.html", context)
+
+
+@require_POST
+@permission_required(VIEW, CHANGE)
+def segment_refresh(request, pk: int):
+    segment = get_object_or_404(Segment, pk=pk)
+    if segment.kind == SegmentKind.STATIC:
+        messages.error(request, _("A static segment keeps the members it was saved with."))
+        return redirect("segments:segment-detail", pk=segment.pk)
+    Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=timezone.now())
+    from segments import tasks  # TEMP until tasks.py lands
+
+    tasks.refresh_segment.delay_on_commit(segment.pk)
+    messages.success(
+        request,
+        _("The members are being refreshed; reload the page in a moment to see them."),
+    )
+    return redirect("segments:segment-detail", pk=segment.pk)
+
+
+@require_GET
+@permission_required(VIEW, VIEW_CUSTOMER)
+def segment_export(request, pk: int):
+    """The segment's members (as of its last refresh) as CSV, streamed; cells a spreadsheet
+    would run as formulas are neutralised by crm.exporting."""
+    segment = get_object_or_404(Segment, pk=pk)
+    members = Customer.objects.visible_to(request.user).filter(segment_memberships__segment=segment)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    return csv_response(
+        columns=customer_export_columns(),
+        objects=selectors.export_rows(members),
+        filename=f"segment-{segment.pk}-{stamp}",
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@permission_required(VIEW, DELETE)
+def segment_delete(request, pk: int):
+    segment = get_object_or_404(Segment, pk=pk)
+    if request.method == "POST":
+        name = segment.name
+        segment.delete()
+        messages.success(request, _("Segment %(name)s was deleted.") % {"name": name})
+        return redirect("segments:segment-list")
+    return render(request, "segments/builder/confirm_delete.html", {"segment": segment})
