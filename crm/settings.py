@@ -12,6 +12,7 @@ Defaults are the safe ones (DEBUG off, secure cookies, HSTS); development relaxe
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -166,6 +167,12 @@ CELERY_TIMEZONE = env.str("TIME_ZONE", default="Asia/Tokyo")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "crm.tasks.heartbeat", "schedule": 60.0},
+    # New purchases into the analytics rollups; nightly, a check against the purchases.
+    "analytics-refresh": {"task": "analytics.tasks.refresh_analytics", "schedule": 300.0},
+    "analytics-verify": {
+        "task": "analytics.tasks.verify_analytics",
+        "schedule": crontab(hour=3, minute=30),
+    },
 }
 # Tasks run eagerly only where a test asks for it; production always goes through the broker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -1,0 +1,47 @@
+"""Compressed sets of customer ids (Roaring bitmaps) as stored in the rollup tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from pyroaring import BitMap
+
+# pyroaring's BitMap holds 32-bit values; customer ids beyond are refused loudly rather than
+# silently wrapped (4.29 billion customers is far beyond what one database here holds).
+MAX_ID = 2**32 - 1
+
+
+def load(blob: bytes | memoryview | None) -> BitMap:
+    if not blob:
+        return BitMap()
+    return BitMap.deserialize(bytes(blob))
+
+
+def dump(bitmap: BitMap) -> bytes:
+    if not bitmap:
+        return b""
+    bitmap.run_optimize()
+    return bitmap.serialize()
+
+
+def from_ids(ids: Iterable[int] | np.ndarray) -> BitMap:
+    if isinstance(ids, np.ndarray):
+        if ids.size and int(ids.max()) > MAX_ID:
+            raise ValueError("customer ids above 2**32-1 are not supported by the rollups")
+        return BitMap(ids.astype(np.uint32, copy=False))
+    return BitMap(ids)
+
+
+def union(bitmaps: Iterable[BitMap]) -> BitMap:
+    bitmaps = [b for b in bitmaps if b]
+    if not bitmaps:
+        return BitMap()
+    if len(bitmaps) == 1:
+        return bitmaps[0].copy()
+    return BitMap.union(*bitmaps)
+
+
+def to_numpy(bitmap: BitMap) -> np.ndarray:
+    """The sorted ids as a numpy array (uint32)."""
+    return np.frombuffer(bitmap.to_array(), dtype=np.uint32)

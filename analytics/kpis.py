@@ -1,0 +1,338 @@
+"""KPIs of a period, read from the rollups (never from the purchases table).
+
+Definitions (DESIGN.md, "Definitions"), for a period P of calendar dates start..end inclusive
+in settings.TIME_ZONE, counting completed purchases only:
+
+- customers: customer records created on or before the end of P and not erased by then (an
+  erased record no longer stands for a person; one erased later still counted back then);
+- active_customers: customers with a purchase in P; new_customers: those whose first purchase
+  ever is in P; revenue and purchases: those in P; aov = revenue / purchases;
+  purchases_per_customer and spend_per_customer: per active customer;
+- repeat_rate: share of P's active customers with 2+ purchases up to the end of P;
+- retention_rate: share of the previous equal-length period's active customers active in P;
+  churn_rate = 1 - retention_rate.
+
+Rates are fractions 0-1 and None when their denominator is zero; money is a Decimal rounded
+half up to the cent. Filters (prefecture, source channel, segment) restrict every figure to
+the customers who match now: a set of ids intersected with the rollups' bitmaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+from django.core.cache import cache
+from django.db.models import Count, Q
+from pyroaring import BitMap
+
+from analytics import bitmaps
+from analytics.models import DailyRollup, MonthlyRollup, RollupState
+from analytics.rollups import day_start, month_end, month_of, months_between
+from customers.models import Customer
+
+ONE_DAY = timedelta(days=1)
+CENT = Decimal("0.01")
+# Cached customer sets of a filter live this long: attribute edits show within minutes.
+FILTER_CACHE_SECONDS = 300
+
+
+# --- Periods ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The equal-length period just before this one."""
+        return Period(self.start - timedelta(days=self.days), self.start - ONE_DAY)
+
+    def last_year(self) -> Period:
+        """The same dates a year earlier (29 February becomes the 28th)."""
+        return Period(shift_years(self.start, -1), shift_years(self.end, -1))
+
+
+def shift_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year without one
+        return day.replace(year=day.year + years, day=28)
+
+
+def previous_period(*, start: date, end: date) -> tuple[date, date]:
+    p = Period(start, end).previous()
+    return p.start, p.end
+
+
+def same_period_last_year(*, start: date, end: date) -> tuple[date, date]:
+    p = Period(start, end).last_year()
+    return p.start, p.end
+
+
+# --- Filters ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Customer attributes every figure can be restricted to (None: no restriction)."""
+
+    prefecture: str | None = None
+    channel: str | None = None  # the customer's source channel
+    segment: int | None = None  # a segment's current members
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.prefecture, self.channel, self.segment))
+
+    def customers(self):
+        queryset = Customer.objects.all()
+        if self.prefecture is not None:
+            queryset = queryset.filter(prefecture=self.prefecture)
+        if self.channel is not None:
+            queryset = queryset.filter(channel=self.channel)
+        if self.segment is not None:
+            queryset = queryset.filter(segment_memberships__segment_id=self.segment)
+        return queryset
+
+
+def rollup_version() -> int:
+    return RollupState.objects.filter(id=1).values_list("version", flat=True).first() or 0
+
+
+def customer_set(filters: Filters | None) -> BitMap | None:
+    """The ids of the customers matching ``filters`` (None without filters), cached until the
+    next rollup refresh or for a few minutes."""
+    if not filters:
+        return None
+    parts = (rollup_version(), filters.prefecture, filters.channel, filters.segment)
+    key = "analytics:customers:" + ":".join(map(str, parts))
+    blob = cache.get(key)
+    if blob is None:
+        blob = bitmaps.dump(
+            bitmaps.from_ids(filters.customers().values_list("id", flat=True).order_by())
+        )
+        cache.set(key, blob, FILTER_CACHE_SECONDS)
+    return bitmaps.load(blob)
+
+
+# --- Reading the rollups ----------------------------------------------------------------------
+
+
+def split_period(period: Period) -> tuple[list[date], list[date]]:
+    """The whole calendar months inside ``period`` and the days outside them."""
+    months, days = [], []
+    for month in months_between(period.start, period.end):
+        first, last = max(month, period.start), min(month_end(month), period.end)
+        if first == month and last == month_end(month):
+            months.append(month)
+        else:
+            days.extend(first + timedelta(days=n) for n in range((last - first).days + 1))
+    return months, days
+
+
+class _Lazy:
+    """A stored bitmap, deserialized on first use."""
+
+    __slots__ = ("blob", "value")
+
+    def __init__(self, blob):
+        self.blob, self.value = blob, None
+
+    def get(self) -> BitMap:
+        if self.value is None:
+            self.value = bitmaps.load(self.blob)
+        return self.value
+
+
+class RollupReader:
+    """Loads the rollup rows a set of periods needs in two or three queries, then answers
+    figures for those periods from memory. With a customer filter, revenue and purchases come
+    from the days' per-customer amounts (whole months have none), otherwise from totals."""
+
+    def __init__(self, *, customers: BitMap | None = None):
+        self.customers = customers
+        self._lookup = None
+        if customers is not None:
+            self._lookup = np.zeros((customers.max() + 1) if customers else 1, dtype=bool)
+            self._lookup[bitmaps.to_numpy(customers)] = True
+        self.months: dict[date, tuple] = {}
+        self.days: dict[date, tuple] = {}
+        self.seconds_by_month: dict[date, _Lazy] = {}
+        self._active: dict[Period, BitMap] = {}
+
+    def _parts(self, period: Period) -> tuple[list[date], list[date]]:
+        if self.customers is not None:
+            return [], [period.start + timedelta(days=n) for n in range(period.days)]
+        return split_period(period)
+
+    def load(self, periods: list[Period], *, repeat_ends: list[date] = ()) -> None:
+        months, days = set(), set()
+        for period in periods:
+            m, d = self._parts(period)
+            months.update(m)
+            days.update(d)
+        for end in repeat_ends:
+            if end != month_end(month_of(end)):
+                days.update(month_of(end) + timedelta(days=n) for n in range(end.day))
+        months -= self.months.keys()
+        days -= self.days.keys()
+        if months:
+            for month, purchases, revenue, active, first in MonthlyRollup.objects.filter(
+                month__in=months
+            ).values_list("month", "purchases", "revenue", "active", "first_buyers"):
+                self.months[month] = (purchases, revenue, _Lazy(active), _Lazy(first))
+        if days:
+            columns = ["day", "purchases", "revenue", "active", "first_buyers", "second_buyers"]
+            if self.customers is not None:
+                columns += ["amounts", "counts"]
+            for row in DailyRollup.objects.filter(day__in=days).values_list(*columns):
+                self.days[row[0]] = (
+                    row[1],
+                    row[2],
+                    _Lazy(row[3]),
+                    _Lazy(row[4]),
+                    _Lazy(row[5]),
+                    *row[6:],
+                )
+        if repeat_ends and not self.seconds_by_month:
+            for month, second in MonthlyRollup.objects.values_list("month", "second_buyers"):
+                self.seconds_by_month[month] = _Lazy(second)
+
+    def _restrict(self, bitmap: BitMap) -> BitMap:
+        return bitmap if self.customers is None else bitmap & self.customers
+
+    def active(self, period: Period) -> BitMap:
+        if period not in self._active:
+            months, days = self._parts(period)
+            self._active[period] = self._restrict(
+                bitmaps.union(
+                    [self.months[m][2].get() for m in months if m in self.months]
+                    + [self.days[d][2].get() for d in days if d in self.days]
+                )
+            )
+        return self._active[period]
+
+    def new(self, period: Period) -> BitMap:
+        months, days = self._parts(period)
+        return self._restrict(
+            bitmaps.union(
+                [self.months[m][3].get() for m in months if m in self.months]
+                + [self.days[d][3].get() for d in days if d in self.days]
+            )
+        )
+
+    def repeat_buyers(self, end: date) -> BitMap:
+        """Customers whose second purchase was on or before ``end``."""
+        month = month_of(end)
+        whole = month if end == month_end(month) else None
+        parts = [s.get() for m, s in self.seconds_by_month.items() if m < month or m == whole]
+        if whole is None:
+            parts += [self.days[d][4].get() for d in self.days if month <= d <= end]
+        return bitmaps.union(parts)
+
+    def purchases_and_cents(self, period: Period) -> tuple[int, int]:
+        months, days = self._parts(period)
+        if self.customers is None:
+            rows = [self.months[m] for m in months if m in self.months]
+            rows += [self.days[d] for d in days if d in self.days]
+            return sum(r[0] for r in rows), int(sum(r[1] for r in rows) * 100)
+        purchases = cents = 0
+        for day in days:
+            row = self.days.get(day)
+            if row is None or not row[0]:
+                continue
+            ids = bitmaps.to_numpy(row[2].get())
+            inside = ids < self._lookup.size
+            mask = np.zeros(ids.size, dtype=bool)
+            mask[inside] = self._lookup[ids[inside]]
+            purchases += int(np.frombuffer(row[6], dtype=np.int32)[mask].sum())
+            cents += int(np.frombuffer(row[5], dtype=np.int64)[mask].sum())
+        return purchases, cents
+
+
+# --- Figures ----------------------------------------------------------------------------------
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def money_ratio(cents: int, denominator: int) -> Decimal | None:
+    if not denominator:
+        return None
+    return (Decimal(cents) / Decimal(denominator) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int]:
+    """Customers on record at the end of each day in ``ends`` (one query)."""
+    queryset = filters.customers() if filters else Customer.objects.all()
+    aggregates = {}
+    for n, end in enumerate(ends):
+        cut = day_start(end + ONE_DAY)
+        aggregates[f"c{n}"] = Count(
+            "id",
+            filter=Q(created_at__lt=cut) & (Q(erased_at__isnull=True) | Q(erased_at__gte=cut)),
+        )
+    counts = queryset.order_by().aggregate(**aggregates)
+    return {end: counts[f"c{n}"] for n, end in enumerate(ends)}
+
+
+def _figures(reader: RollupReader, period: Period, customers: int) -> dict:
+    active = reader.active(period)
+    previous_active = reader.active(period.previous())
+    purchases, cents = reader.purchases_and_cents(period)
+    retention = ratio(previous_active.intersection_cardinality(active), len(previous_active))
+    return {
+        "start": period.start,
+        "end": period.end,
+        "customers": customers,
+        "active_customers": len(active),
+        "new_customers": len(reader.new(period)),
+        "revenue": (Decimal(cents) / 100).quantize(CENT),
+        "purchases": purchases,
+        "aov": money_ratio(cents, purchases),
+        "purchases_per_customer": ratio(purchases, len(active)),
+        "spend_per_customer": money_ratio(cents, len(active)),
+        "repeat_rate": ratio(
+            active.intersection_cardinality(reader.repeat_buyers(period.end)), len(active)
+        ),
+        "retention_rate": retention,
+        "churn_rate": None if retention is None else 1 - retention,
+    }
+
+
+def _reader(periods: list[Period], filters: Filters | None) -> RollupReader:
+    reader = RollupReader(customers=customer_set(filters))
+    with_previous = {q for p in periods for q in (p, p.previous())}
+    reader.load(sorted(with_previous, key=lambda p: p.start), repeat_ends=[p.end for p in periods])
+    return reader
+
+
+def kpis(*, start: date, end: date, filters: Filters | None = None) -> dict:
+    """The KPIs of start..end (see the module's docstring for the definitions)."""
+    period = Period(start, end)
+    reader = _reader([period], filters)
+    return _figures(reader, period, customer_counts([end], filters)[end])
+
+
+def kpis_with_comparisons(*, start: date, end: date, filters: Filters | None = None) -> dict:
+    """The KPIs of start..end with ``previous`` (the equal-length period before) and
+    ``last_year`` (the same dates a year earlier) blocks of the same figures."""
+    period = Period(start, end)
+    periods = [period, period.previous(), period.last_year()]
+    reader = _reader(periods, filters)
+    counts = customer_counts([p.end for p in periods], filters)
+    figures = [_figures(reader, p, counts[p.end]) for p in periods]
+    return {**figures[0], "previous": figures[1], "last_year": figures[2]}
+
+
+def refreshed_at():
+    """When the rollups were last brought up to date (None: never built)."""
+    return RollupState.objects.filter(id=1).values_list("refreshed_at", flat=True).first()

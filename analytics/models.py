@@ -1,0 +1,149 @@
+"""Rollups the KPIs are read from, so that no page scans the purchases table.
+
+Distinct customer counts over arbitrary periods are answered with compressed bitmaps of
+customer ids (Roaring bitmaps, ``pyroaring``): the union of a year of daily "active" bitmaps
+and its intersections with other sets take milliseconds, where COUNT(DISTINCT) over a year of
+customer-days takes seconds. Everything here is derived from ``customers.Purchase`` (completed
+purchases only) by ``analytics.rollups`` and can be rebuilt from it at any time.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class DailyRollup(models.Model):
+    """One calendar day (in settings.TIME_ZONE) of completed purchases."""
+
+    day = models.DateField(_("day"), primary_key=True)
+    purchases = models.PositiveIntegerField(_("purchases"), default=0)
+    revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
+    # Sum of customer_id x purchases of the day: with purchases and revenue, a cheap checksum
+    # the nightly verification compares against the purchases table.
+    customer_checksum = models.BigIntegerField(default=0, editable=False)
+    # Serialized pyroaring.BitMap: customers with a purchase that day (sorted ids)...
+    active = models.BinaryField(default=b"", editable=False)
+    # ...and, aligned with those sorted ids, each one's spend in minor units (int64) and
+    # purchase count (int32): the per-customer figures filters and deciles need.
+    amounts = models.BinaryField(default=b"", editable=False)
+    counts = models.BinaryField(default=b"", editable=False)
+    # Customers whose first / second completed purchase ever was that day.
+    first_buyers = models.BinaryField(default=b"", editable=False)
+    second_buyers = models.BinaryField(default=b"", editable=False)
+    refreshed_at = models.DateTimeField(_("refreshed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("daily rollup")
+        verbose_name_plural = _("daily rollups")
+        ordering = ["-day"]
+        permissions = [("view_dashboard", _("Can view the analytics figures"))]
+
+    def __str__(self) -> str:
+        return self.day.isoformat()
+
+
+class MonthlyRollup(models.Model):
+    """The union of a calendar month's daily rollups (``month`` is its first day): whole
+    months of a period are read here instead of 28-31 daily rows."""
+
+    month = models.DateField(_("month"), primary_key=True)
+    purchases = models.PositiveIntegerField(_("purchases"), default=0)
+    revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
+    active = models.BinaryField(default=b"", editable=False)
+    first_buyers = models.BinaryField(default=b"", editable=False)
+    second_buyers = models.BinaryField(default=b"", editable=False)
+
+    class Meta:
+        verbose_name = _("monthly rollup")
+        verbose_name_plural = _("monthly rollups")
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return self.month.strftime("%Y-%m")
+
+
+class CustomerHistory(models.Model):
+    """Per customer, the days of the first and second completed purchase: global facts that a
+    back-dated or cancelled purchase can move, kept here so a refresh can tell whose moved."""
+
+    customer = models.OneToOneField(
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="purchase_history",
+        verbose_name=_("customer"),
+    )
+    first_day = models.DateField(_("first purchase"))
+    second_day = models.DateField(_("second purchase"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("customer purchase history")
+        verbose_name_plural = _("customer purchase histories")
+        indexes = [
+            models.Index(fields=["first_day"], name="analytics_history_first_idx"),
+            models.Index(fields=["second_day"], name="analytics_history_second_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.first_day}"
+
+
+class CohortRevenue(models.Model):
+    """Completed purchases of the customers acquired in ``cohort`` (month of their first
+    purchase), made in ``month``, by the customers' source channel: the LTV tables."""
+
+    cohort = models.DateField(_("cohort"))
+    month = models.DateField(_("month"))
+    channel = models.CharField(_("source channel"), max_length=20, blank=True)
+    customers = models.PositiveIntegerField(_("customers"))
+    purchases = models.PositiveIntegerField(_("purchases"))
+    revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("cohort revenue")
+        verbose_name_plural = _("cohort revenues")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "cohort", "channel"], name="analytics_cohort_cell_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cohort:%Y-%m} {self.month:%Y-%m} {self.channel}"
+
+
+class DirtyDay(models.Model):
+    """A day whose purchases changed in a way the id watermark cannot see (an edit, a
+    cancellation, a deletion): the next refresh recomputes it (see ``rollups.mark_dirty``)."""
+
+    day = models.DateField(_("day"), primary_key=True)
+    marked_at = models.DateTimeField(_("marked at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("day to refresh")
+        verbose_name_plural = _("days to refresh")
+
+    def __str__(self) -> str:
+        return self.day.isoformat()
+
+
+class RollupState(models.Model):
+    """The single row of refresh bookkeeping; locked while a refresh runs."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    # Purchases with an id up to this one are in the rollups.
+    last_purchase_id = models.BigIntegerField(_("last purchase id"), default=0)
+    built_at = models.DateTimeField(_("fully built at"), null=True, blank=True)
+    refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    # Bumped by every refresh: the key of the cached customer-attribute bitmaps.
+    version = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        verbose_name = _("rollup state")
+        verbose_name_plural = _("rollup state")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="rollup_state_one")]
+
+    def __str__(self) -> str:
+        return str(_("Rollups refreshed at %(when)s") % {"when": self.refreshed_at})
