@@ -32,8 +32,8 @@ def cohort_table(
     end_month: date | None = None,
     filters: Filters | None = None,
 ) -> list[dict]:
-    """One row per cohort in start_month..end_month (default: every month with purchases):
-    its size and, for k = 0, 1, ... up to the newest month with purchases, how many of its
+    """One row per non-empty cohort in start_month..end_month (default: all of them): its
+    size and, for k = 0, 1, ... up to the newest month with purchases, how many of its
     customers bought in month first+k (``retained``) and their share (``retention``)."""
     rows = list(
         MonthlyRollup.objects.order_by("month").values_list("month", "active", "first_buyers")
@@ -58,6 +58,8 @@ def cohort_table(
         if customers is not None:
             members &= customers
         size = len(members)
+        if not size:
+            continue
         retained = [
             members.intersection_cardinality(active_in(month))
             for month in months_between(cohort, newest)

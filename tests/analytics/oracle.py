@@ -1,0 +1,148 @@
+"""The analytics figures computed independently, in plain Python over the raw purchases, from
+DESIGN.md's definitions: what the rollup-based code in analytics/ must agree with."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+@dataclass
+class P:  # one purchase as the oracle sees it
+    customer: int
+    at: datetime
+    total: Decimal
+    completed: bool
+
+    @property
+    def day(self) -> date:
+        return self.at.astimezone(TOKYO).date()
+
+
+def snapshot() -> list[P]:
+    from customers.models import Purchase
+
+    return [
+        P(p.customer_id, p.purchased_at, p.total, p.status == "completed")
+        for p in Purchase.objects.all()
+    ]
+
+
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _div(a, b):
+    return None if b == 0 else a / b
+
+
+def _month(d: date) -> date:
+    return d.replace(day=1)
+
+
+def _shift_year(d: date) -> date:
+    try:
+        return d.replace(year=d.year - 1)
+    except ValueError:
+        return d.replace(year=d.year - 1, day=28)
+
+
+def period_kpis(purchases, start: date, end: date, members=None, customers=None) -> dict:
+    done = [p for p in purchases if p.completed and (members is None or p.customer in members)]
+    in_p = [p for p in done if start <= p.day <= end]
+    length = (end - start).days + 1
+    prev_start, prev_end = start - timedelta(days=length), start - timedelta(days=1)
+    active = {p.customer for p in in_p}
+    prev_active = {p.customer for p in done if prev_start <= p.day <= prev_end}
+    first = {}
+    for p in done:
+        first[p.customer] = min(first.get(p.customer, p.day), p.day)
+    up_to_end = defaultdict(int)
+    for p in done:
+        if p.day <= end:
+            up_to_end[p.customer] += 1
+    revenue = sum((p.total for p in in_p), Decimal(0))
+    retention = _div(len(prev_active & active), len(prev_active))
+    result = {
+        "active_customers": len(active),
+        "new_customers": sum(1 for c, d in first.items() if start <= d <= end),
+        "revenue": cents(revenue),
+        "purchases": len(in_p),
+        "aov": None if not in_p else cents(revenue / len(in_p)),
+        "purchases_per_customer": _div(len(in_p), len(active)),
+        "spend_per_customer": None if not active else cents(revenue / len(active)),
+        "repeat_rate": _div(sum(1 for c in active if up_to_end[c] >= 2), len(active)),
+        "retention_rate": retention,
+        "churn_rate": None if retention is None else 1 - retention,
+    }
+    if customers is not None:
+        result["customers"] = customers
+    return result
+
+
+def with_comparisons(purchases, start, end, members=None) -> dict:
+    length = (end - start).days + 1
+    prev = (start - timedelta(days=length), start - timedelta(days=1))
+    last = (_shift_year(start), _shift_year(end))
+    return {
+        **period_kpis(purchases, start, end, members),
+        "previous": period_kpis(purchases, *prev, members),
+        "last_year": period_kpis(purchases, *last, members),
+    }
+
+
+def cohorts(purchases, members=None) -> dict[date, tuple[int, list[int]]]:
+    done = [p for p in purchases if p.completed and (members is None or p.customer in members)]
+    if not done:
+        return {}
+    first = {}
+    for p in done:
+        first[p.customer] = min(first.get(p.customer, p.day), p.day)
+    months_active = defaultdict(set)
+    for p in done:
+        months_active[_month(p.day)].add(p.customer)
+    newest = max(_month(p.day) for p in done)
+    table = {}
+    for cohort in sorted({_month(d) for d in first.values()}):
+        group = {c for c, d in first.items() if _month(d) == cohort}
+        retained, month = [], cohort
+        while month <= newest:
+            retained.append(len(group & months_active[month]))
+            month = (month + timedelta(days=32)).replace(day=1)
+        table[cohort] = (len(group), retained)
+    return table
+
+
+def ltv(purchases, channel_of: dict[int, str]) -> tuple[dict, dict]:
+    done = [p for p in purchases if p.completed]
+    first = {}
+    for p in done:
+        first[p.customer] = min(first.get(p.customer, p.day), p.day)
+    by_cohort, by_channel = (
+        defaultdict(lambda: [set(), Decimal(0)]),
+        defaultdict(lambda: [set(), Decimal(0)]),
+    )
+    for p in done:
+        for key, table in (
+            (_month(first[p.customer]), by_cohort),
+            (channel_of[p.customer], by_channel),
+        ):
+            table[key][0].add(p.customer)
+            table[key][1] += p.total
+    return (
+        {k: (len(v[0]), cents(v[1]), cents(v[1] / len(v[0]))) for k, v in by_cohort.items()},
+        {k: (len(v[0]), cents(v[1]), cents(v[1] / len(v[0]))) for k, v in by_channel.items()},
+    )
+
+
+def ranked_spend(purchases, start, end, members=None) -> list[tuple[int, Decimal]]:
+    spend = defaultdict(Decimal)
+    for p in purchases:
+        if p.completed and start <= p.day <= end and (members is None or p.customer in members):
+            spend[p.customer] += p.total
+    return sorted(spend.items(), key=lambda item: (-item[1], item[0]))
