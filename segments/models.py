@@ -109,6 +109,12 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class RunPhase(models.TextChoices):
+    AGGREGATING = "aggregating", _("Adding up purchases")
+    SCORING = "scoring", _("Computing scores")
+    WRITING = "writing", _("Saving scores")
+
+
 class RunTrigger(models.TextChoices):
     NIGHTLY = "nightly", _("Nightly schedule")
     MANUAL = "manual", _("On demand (page)")
@@ -155,7 +161,10 @@ class ScoringRun(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    phase = models.CharField(_("phase"), max_length=100, blank=True)
+    phase = models.CharField(_("phase"), max_length=100, choices=RunPhase.choices, blank=True)
+    # Moved forward at every phase: a running run whose worker died stops moving and is
+    # failed by the beat task (segments.runs.fail_stale_runs).
+    progressed_at = models.DateTimeField(null=True, blank=True, editable=False)
     customers_scored = models.PositiveIntegerField(_("customers scored"), default=0)
     purchases_counted = models.PositiveBigIntegerField(_("purchases counted"), default=0)
     revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
