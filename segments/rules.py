@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext
@@ -141,6 +141,8 @@ class Context:
 
     today: date
     run_id: int | None
+    # False below an OR group: conditions there cannot become joins (see ``_counted``).
+    joinable: bool = True
 
     def midnight(self, day: date) -> datetime:
         """The instant a local calendar day starts (purchases are compared as instants so
@@ -527,10 +529,17 @@ def _age(op: str, value: Any, ctx: Context) -> Q:
     return q
 
 
+def has(rows: QuerySet, customer_field: str = "customer") -> Q:
+    """Customers with at least one of ``rows``: a correlated EXISTS, which PostgreSQL turns
+    into a semi-join (or, negated, an anti-join) under AND, and probes by index per customer
+    under OR. ``NOT IN (subquery)`` is avoided: once its set outgrows work_mem PostgreSQL
+    rescans the whole set for every customer (minutes at a million customers)."""
+    return Q(Exists(rows.filter(**{customer_field: OuterRef("pk")})))
+
+
 def _tags(op: str, value: Any, ctx: Context) -> Q:
     def tagged(names: list[str]) -> Q:
-        through = Customer.tags.through.objects.filter(tag__name__in=names)
-        return Q(id__in=through.values("customer_id"))
+        return has(Customer.tags.through.objects.filter(tag__name__in=names))
 
     if op == "all":
         q = Q()
@@ -560,11 +569,7 @@ def _signup(op: str, value: Any, ctx: Context) -> Q:
 
 
 def _completed() -> QuerySet:
-    return Purchase.objects.filter(status=PurchaseStatus.COMPLETED)
-
-
-def _bought_since(since: datetime) -> Q:
-    return Q(id__in=_completed().filter(purchased_at__gte=since).values("customer_id"))
+    return Purchase.objects.filter(status=PurchaseStatus.COMPLETED).order_by()
 
 
 def _days_since_last_purchase(op: str, value: Any, ctx: Context) -> Q:
@@ -575,48 +580,54 @@ def _days_since_last_purchase(op: str, value: Any, ctx: Context) -> Q:
     # purchase at all, and none on or after today - low + 1.
     q = Q()
     if high is not None:
-        q &= _bought_since(ctx.days_ago(high))
+        q &= has(_completed().filter(purchased_at__gte=ctx.days_ago(high)))
     if low is not None:
         if high is None:
-            q &= Q(id__in=_completed().values("customer_id"))
+            q &= has(_completed())
         if low > 0:
-            q &= ~_bought_since(ctx.days_ago(low - 1))
+            q &= ~has(_completed().filter(purchased_at__gte=ctx.days_ago(low - 1)))
     return q
 
 
-def _counted(grouped: QuerySet, measure: str, low, high) -> Q:
-    """Customers whose per-customer ``measure`` over ``grouped`` lies in [low, high]; a
-    missing or zero minimum also lets in customers with no rows at all (count or sum 0)."""
-    if low:
-        having = Q(**{f"{measure}__gte": low})
-        if high is not None:
-            having &= Q(**{f"{measure}__lte": high})
-        return Q(id__in=grouped.filter(having).values("customer_id"))
-    if high is None:
+def _counted(rows: QuerySet, aggregate, low, high, ctx: Context) -> Q:
+    """Customers whose ``aggregate`` (count or sum) over their ``rows`` lies in [low, high];
+    a missing or zero minimum also lets in customers without rows (count or sum 0).
+
+    Under AND the positive test is ``id IN (GROUP BY ... HAVING)`` (one hash aggregate, then
+    a semi-join) and the negative one an anti-join against it; under OR, where PostgreSQL
+    cannot turn them into joins, a per-customer aggregate through the customer index."""
+    if not low and high is None:
         return EVERYONE
-    return ~Q(id__in=grouped.filter(**{f"{measure}__gt": high}).values("customer_id"))
+    if low:
+        having = Q(value__gte=low) & (Q(value__lte=high) if high is not None else Q())
+    else:
+        having = Q(value__gt=high)
+    if ctx.joinable:
+        grouped = rows.values("customer_id").annotate(value=aggregate).filter(having)
+        if low:
+            return Q(id__in=grouped.values("customer_id"))
+        # NOT EXISTS over a customer semi-joined to the groups: an anti-join PostgreSQL can
+        # plan (NOT EXISTS cannot be planned as a join over a GROUP BY directly).
+        return ~has(Customer.objects.filter(id__in=grouped.values("customer_id")), "pk")
+    per_customer = (
+        rows.filter(customer_id=OuterRef("pk"))
+        .values("customer_id")
+        .annotate(value=aggregate)
+        .filter(having)
+    )
+    return Q(Exists(per_customer)) if low else ~Q(Exists(per_customer))
 
 
 def _purchases_window(op: str, value: Any, ctx: Context) -> Q:
-    grouped = (
-        _completed()
-        .filter(purchased_at__gte=ctx.days_ago(value["days"]))
-        .values("customer_id")
-        .annotate(n=Count("id"))
-    )
-    return _counted(grouped, "n", value["min"], value["max"])
+    rows = _completed().filter(purchased_at__gte=ctx.days_ago(value["days"]))
+    return _counted(rows, Count("id"), value["min"], value["max"], ctx)
 
 
 def _spend_window(op: str, value: Any, ctx: Context) -> Q:
-    grouped = (
-        _completed()
-        .filter(purchased_at__gte=ctx.days_ago(value["days"]))
-        .values("customer_id")
-        .annotate(spent=Sum("total"))
-    )
+    rows = _completed().filter(purchased_at__gte=ctx.days_ago(value["days"]))
     low = None if value["min"] is None else Decimal(value["min"])
     high = None if value["max"] is None else Decimal(value["max"])
-    return _counted(grouped, "spent", low, high)
+    return _counted(rows, Sum("total"), low, high, ctx)
 
 
 def _items(value: dict, ctx: Context) -> QuerySet:
@@ -630,22 +641,21 @@ def _bought_product(op: str, value: Any, ctx: Context) -> Q:
     ids = [v for v in value["products"] if _is_int(v)]
     skus = [v for v in value["products"] if isinstance(v, str)]
     items = _items(value, ctx).filter(Q(product_id__in=ids) | Q(product__sku__in=skus))
-    q = Q(id__in=items.values("purchase__customer_id"))
+    q = has(items, "purchase__customer")
     return ~q if op == "none" else q
 
 
 def _bought_category(op: str, value: Any, ctx: Context) -> Q:
     items = _items(value, ctx).filter(product__category__in=value["categories"])
-    q = Q(id__in=items.values("purchase__customer_id"))
+    q = has(items, "purchase__customer")
     return ~q if op == "none" else q
 
 
 def _ticket_count(op: str, value: Any, ctx: Context) -> Q:
-    tickets = SupportTicket.objects.all()
+    tickets = SupportTicket.objects.order_by()
     if value["open_only"]:
         tickets = tickets.filter(status__in=ACTIVE_TICKET_STATUSES)
-    grouped = tickets.values("customer_id").annotate(n=Count("id"))
-    return _counted(grouped, "n", value["min"], value["max"])
+    return _counted(tickets, Count("id"), value["min"], value["max"], ctx)
 
 
 # --- the fields ----------------------------------------------------------------------------
@@ -1036,6 +1046,8 @@ def uses_scores(tree: Any) -> bool:
 
 def _compile_group(group: dict, ctx: Context) -> Q:
     is_and = group["op"] == "and"
+    if not is_and and len(group["conditions"]) > 1:
+        ctx = replace(ctx, joinable=False)
     parts: list[Q] = []
     score_parts: list[Q] = []
     for child in group["conditions"]:
@@ -1060,10 +1072,11 @@ def _combine(parts: list[Q], *, is_and: bool) -> Q:
 
 
 def _scored(q: Q, ctx: Context) -> Q:
+    """One EXISTS on the run's score rows for all score conditions of a group (a customer
+    has one row per run, so AND/OR inside it equals AND/OR of separate tests)."""
     if ctx.run_id is None:
         return NOBODY
-    scores = CustomerScore.objects.filter(q, run_id=ctx.run_id)
-    return Q(id__in=scores.values("customer_id"))
+    return has(CustomerScore.objects.filter(q, run_id=ctx.run_id))
 
 
 # --- the builder's catalogue ---------------------------------------------------------------
