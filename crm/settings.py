@@ -167,6 +167,9 @@ CELERY_TIMEZONE = env.str("TIME_ZONE", default="Asia/Tokyo")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "crm.tasks.heartbeat", "schedule": 60.0},
+    # Starts the nightly scoring run once its time (ScoringSettings.nightly_at, editable in the
+    # admin) has come, and fails runs whose worker died.
+    "nightly-scoring": {"task": "segments.tasks.nightly_scoring", "schedule": 300.0},
     # New purchases into the analytics rollups; nightly, a check against the purchases.
     "analytics-refresh": {"task": "analytics.tasks.refresh_analytics", "schedule": 300.0},
     "analytics-verify": {
@@ -174,6 +177,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=30),
     },
 }
+# Scoring runs whose per-customer scores are kept (older runs keep only their summary).
+SCORING_KEEP_RUNS = env.int("SCORING_KEEP_RUNS", default=14)
 # Tasks run eagerly only where a test asks for it; production always goes through the broker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
