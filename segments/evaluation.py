@@ -8,9 +8,12 @@ and answers with one query; counts are exact ``COUNT(*)`` over the compiled semi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +25,23 @@ from segments.rules import compile_rules
 
 BREAKDOWNS = ("prefecture", "rfm_label", "decile")
 SAMPLE_LIMIT_MAX = 100
+# Per-query memory for hashing and sorting the purchases a behaviour condition groups; the
+# server's default (4MB) spills a year of purchases to disk several times over.
+EVALUATION_WORK_MEM = "64MB"
+
+
+@contextmanager
+def evaluation_settings() -> Iterator[None]:
+    """PostgreSQL fast path for one evaluation: JIT off (compiling a plan costs ~100 ms, more
+    than it saves on these sub-second queries) and a work_mem that keeps the hash aggregates
+    in memory. SET LOCAL ends with the transaction; other databases need nothing."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(f"SET LOCAL work_mem = '{EVALUATION_WORK_MEM}'")
+        yield
 
 
 def matching_customers(
@@ -32,7 +52,9 @@ def matching_customers(
 
 
 def count_matching(tree: Any, *, today: date | None = None) -> int:
-    return matching_customers(tree, today=today).count()
+    customers = matching_customers(tree, today=today)
+    with evaluation_settings():
+        return customers.count()
 
 
 def sample_matching(tree: Any, *, limit: int = 20) -> list[Customer]:
@@ -49,9 +71,10 @@ def breakdown(tree: Any, *, by: str) -> list[dict]:
         raise ValueError(f"breakdown by {by!r}: choose one of {', '.join(BREAKDOWNS)}")
     run = ScoringRun.objects.latest_succeeded()
     customers = matching_customers(tree, run=run)
-    if by == "prefecture":
-        return _by_prefecture(customers)
-    return _by_score(customers, run=run, column=by)
+    with evaluation_settings():
+        if by == "prefecture":
+            return _by_prefecture(customers)
+        return _by_score(customers, run=run, column=by)
 
 
 def _by_prefecture(customers: QuerySet[Customer]) -> list[dict]:

@@ -16,7 +16,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.utils import timezone
 
-from segments.evaluation import matching_customers
+from segments.evaluation import evaluation_settings, matching_customers
 from segments.models import ScoringRun, Segment, SegmentKind, SegmentMember, SegmentSize
 from segments.rules import validate_rules
 
@@ -34,7 +34,8 @@ def refresh_segment(*, segment: Segment, run: ScoringRun | None = None, force: b
         return segment.member_count
     members = matching_customers(segment.rules, run=run).order_by().values("id")
     SegmentMember.objects.filter(segment=segment).delete()
-    size = _insert_members(segment_id=segment.pk, customer_ids=members)
+    with evaluation_settings():
+        size = _insert_members(segment_id=segment.pk, customer_ids=members)
     now = timezone.now()
     SegmentSize.objects.create(segment=segment, size=size, run=run, measured_at=now)
     segment.member_count = size

@@ -234,6 +234,10 @@ class CustomerScore(models.Model):
         indexes = [
             # The customer's history across runs (360 page, migration between runs).
             models.Index(fields=["customer", "run"], name="score_customer_idx"),
+            # Segment rules on the label or decile read a fifth or less of a run's rows; without
+            # these a live count scans the whole run (~150 ms at a million customers).
+            models.Index(fields=["run", "rfm_label"], name="score_run_label_idx"),
+            models.Index(fields=["run", "decile"], name="score_run_decile_idx"),
         ]
 
     def __str__(self) -> str:

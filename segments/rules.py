@@ -851,7 +851,8 @@ def _register_builtin_fields() -> None:
             value_type="boolean",
             operators=("is",),
             check=_bool_check,
-            build=_equals("top20"),
+            # Top 20% is deciles 1-2 by definition; testing the decile uses its index.
+            build=lambda op, v, ctx: Q(decile__lte=2) if v else Q(decile__gt=2),
             on="score",
         )
     )
