@@ -121,13 +121,16 @@ def execute_scoring_run(*, run: ScoringRun) -> ScoringRun:
     if not claimed:
         return run
     started = time.monotonic()
+    seconds: dict[str, float] = {}
     try:
         config = ScoringConfig(**run.settings)
         _set_phase(run, RunPhase.AGGREGATING, 5)
         aggregates, as_of = customer_aggregates(as_of=run.as_of, window_days=run.window_days)
+        seconds["aggregate"] = time.monotonic() - started
         _set_phase(run, RunPhase.SCORING, 45)
         scored = score_customers(aggregates, config=config)
         del aggregates
+        seconds["score"] = time.monotonic() - started - sum(seconds.values())
         _set_phase(run, RunPhase.WRITING, 60)
         with transaction.atomic():
             write_scores(run=run, scored=scored)
@@ -144,6 +147,15 @@ def execute_scoring_run(*, run: ScoringRun) -> ScoringRun:
                 **summary,
             )
             transaction.on_commit(lambda: _after_success(run_id=run.pk))
+        seconds["write"] = time.monotonic() - started - sum(seconds.values())
+        logger.info(
+            "Scoring run %s: %s customers in %.1f s (%s)",
+            run.pk,
+            summary["customers_scored"],
+            time.monotonic() - started,
+            ", ".join(f"{phase} {value:.2f} s" for phase, value in seconds.items()),
+            extra={"phase_seconds": seconds},
+        )
     except Exception as error:
         logger.exception("Scoring run %s failed", run.pk)
         finished = timezone.now()
