@@ -96,7 +96,11 @@ class ScoringConfig:
         errors = {}
         for dim in "rfm":
             mode = getattr(self, f"{dim}_mode")
-            thresholds = tuple(float(t) for t in getattr(self, f"{dim}_thresholds") or ())
+            try:
+                thresholds = tuple(float(t) for t in getattr(self, f"{dim}_thresholds") or ())
+            except (TypeError, ValueError):
+                errors[f"{dim}_thresholds"] = str(_("Cut points must be a list of numbers."))
+                continue
             object.__setattr__(self, f"{dim}_thresholds", thresholds)
             if mode not in ScoreMode.values:
                 errors[f"{dim}_mode"] = str(_("Unknown scoring mode."))

@@ -227,3 +227,47 @@ def test_a_requested_run_goes_through_the_worker(customers, celery_worker):
         customers[3].pk,
         customers[4].pk,
     }
+
+
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+def test_admin_edits_the_one_settings_row_and_checks_thresholds(client_as, admin_member):
+    client = client_as(admin_member)
+    response = client.get("/admin/segments/scoringsettings/", **EN)
+    assert response.status_code == 302
+    assert response["Location"].endswith("/admin/segments/scoringsettings/1/change/")
+    page = client.get(response["Location"], **EN)
+    assert page.status_code == 200
+    form = {
+        "r_mode": "quantile",
+        "r_thresholds": "[]",
+        "f_mode": "quantile",
+        "f_thresholds": "[]",
+        "m_mode": "fixed",
+        "m_thresholds": "[5000, 1000]",
+        "window_days": "",
+        "pareto_a_share": "0.8",
+        "pareto_b_share": "0.95",
+        "nightly_enabled": "on",
+        "nightly_at": "03:30",
+        "csrfmiddlewaretoken": page.context["csrf_token"],
+    }
+    refused = client.post(response["Location"], form, **EN)
+    assert refused.status_code == 200
+    assert "Fixed mode needs four cut points in ascending order." in refused.content.decode()
+    form["m_thresholds"] = "[1000, 5000, 10000, 50000]"
+    assert client.post(response["Location"], form, **EN).status_code == 302
+    saved = ScoringSettings.load()
+    assert saved.m_thresholds == [1000, 5000, 10000, 50000]
+    assert saved.nightly_at.hour == 3 and saved.nightly_at.minute == 30
+
+
+def test_admin_score_list_opens_on_the_latest_run(client_as, admin_member, customers):
+    run = run_now()
+    client = client_as(admin_member)
+    response = client.get("/admin/segments/customerscore/", **EN)
+    assert response.status_code == 302 and f"run__id__exact={run.pk}" in response["Location"]
+    page = client.get(response["Location"], **EN)
+    assert page.status_code == 200 and "515" in page.content.decode()
+    assert client.get(f"/admin/segments/scoringrun/{run.pk}/change/", **EN).status_code == 200
