@@ -46,6 +46,18 @@ MAIN_MENU: list[NavItem] = [
         _("What is missing from the profiles, which analyses it weakens, and probable duplicates."),
     ),
     NavItem(
+        _("Segments"),
+        "segments:segment-list",
+        ("segments.view_segment",),
+        _("Rule-based customer groups with live counts, for campaigns and analysis."),
+    ),
+    NavItem(
+        _("Scores"),
+        "segments:rfm",
+        ("segments.view_customerscore",),
+        _("RFM grid, deciles and the Pareto curve of the latest scoring run."),
+    ),
+    NavItem(
         _("Outbox"),
         "outbox",
         ("crm.view_outboxemail",),
