@@ -27,6 +27,7 @@ from customers import selectors
 from customers.models import Customer
 from customers.prefectures import Prefecture
 from customers.views import customer_export_columns
+from segments import tasks
 from segments.evaluation import BREAKDOWNS, breakdown, count_matching, sample_matching
 from segments.forms import SegmentForm, parse_rules, update_segment
 from segments.membership import create_segment
@@ -331,8 +332,6 @@ def segment_refresh(request, pk: int):
         messages.error(request, _("A static segment keeps the members it was saved with."))
         return redirect("segments:segment-detail", pk=segment.pk)
     Segment.objects.filter(pk=segment.pk).update(refresh_requested_at=timezone.now())
-    from segments import tasks  # TEMP until tasks.py lands
-
     tasks.refresh_segment.delay_on_commit(segment.pk)
     messages.success(
         request,

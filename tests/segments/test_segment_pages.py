@@ -349,3 +349,30 @@ def test_delete_asks_first_then_deletes(client_as, marketer, people):
     assert response.status_code == 302 and response["Location"] == LIST
     assert not Segment.objects.exists()
     assert Customer.objects.filter(pk=people[0].pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refresh_now_re_takes_the_members_in_a_worker(client_as, marketer, celery_worker):
+    from tests.conftest import wait_for
+
+    segment = SegmentFactory(name="更新", rules=TOKYO_AND_CONSENT)  # no snapshot yet
+    consenting(prefecture="13")
+    CustomerFactory(prefecture="13")
+    client = client_as(marketer)
+    detail = f"/segments/{segment.pk}/"
+    response = client.post(
+        f"/segments/{segment.pk}/refresh/",
+        {"csrfmiddlewaretoken": page_token(client, detail)},
+        follow=True,
+        **EN,
+    )
+    assert "The members are being refreshed" in response.content.decode()
+
+    def refreshed():
+        segment.refresh_from_db()
+        return segment.refreshed_at is not None
+
+    wait_for(refreshed)
+    assert segment.member_count == len(expected_tokyo_and_consent()) == 1
+    html = client.get(detail, **EN).content.decode()
+    assert re.search(r'id="member-count">1<', html)
