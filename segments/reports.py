@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, F, Sum, Window
+from django.db.models import Count, Exists, F, OuterRef, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils.translation import gettext_lazy as _
 
@@ -224,11 +224,11 @@ def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
 def migration_matrix(*, before: ScoringRun, after: ScoringRun) -> dict:
     """How customers moved between RFM labels from run ``before`` to run ``after``.
 
-    ``rows`` are the labels in ``before`` and ``columns`` those in ``after``, both in the
-    order of ``RfmLabel`` followed by "not scored" (no completed purchase in that run's
-    window, or not a customer yet). ``counts[i][j]`` is the number of customers with row
-    label i before and column label j after; a customer scored in neither run is not
-    counted. Row and column totals are included.
+    ``labels`` are the keys of both axes: the labels in the order of ``RfmLabel`` followed
+    by "not scored" (no completed purchase in that run's window, or not a customer yet).
+    ``rows[i]["counts"][j]`` is the number of customers with label i in ``before`` and label
+    j in ``after``; a customer scored in neither run is not counted. Row and column totals
+    are included.
     """
     table = CustomerScore._meta.db_table
     # One pass with a FULL OUTER JOIN (PostgreSQL; SQLite from 3.39): the ORM has no way to
@@ -250,17 +250,28 @@ def migration_matrix(*, before: ScoringRun, after: ScoringRun) -> dict:
         "before": before.pk,
         "after": after.pk,
         "labels": [{"label": key, "name": names[key]} for key in keys],
-        "counts": counts,
-        "row_totals": [sum(row) for row in counts],
+        "rows": [
+            {"label": key, "name": names[key], "counts": row, "total": sum(row)}
+            for key, row in zip(keys, counts, strict=True)
+        ],
         "column_totals": [sum(column) for column in zip(*counts, strict=True)],
         "total": sum(sum(row) for row in counts),
         "unchanged": sum(counts[i][i] for i in range(len(keys) - 1)),
     }
 
 
+def runs_with_scores():
+    """Succeeded runs whose score rows are kept (older ones are pruned to their summary):
+    the runs the reports can be asked about."""
+    return ScoringRun.objects.succeeded().filter(
+        Exists(CustomerScore.objects.filter(run=OuterRef("pk")))
+    )
+
+
 def previous_run(*, run: ScoringRun) -> ScoringRun | None:
-    """The succeeded run finished just before ``run``: the default for the migration matrix."""
-    earlier = ScoringRun.objects.succeeded().exclude(pk=run.pk)
+    """The run with scores finished just before ``run``: the default for the migration
+    matrix."""
+    earlier = runs_with_scores().exclude(pk=run.pk)
     if run.finished_at is not None:
         earlier = earlier.filter(finished_at__lte=run.finished_at)
     return earlier.order_by("-finished_at", "-id").first()

@@ -207,21 +207,33 @@ def test_migration_matrix_counts_moves_and_customers_scored_in_one_run_only():
     assert keys == [*LABELS, reports.NOT_SCORED]
     for i, row_key in enumerate(keys):
         for j, column_key in enumerate(keys):
-            assert matrix["counts"][i][j] == expected[row_key, column_key], (row_key, column_key)
+            cell = matrix["rows"][i]["counts"][j]
+            assert cell == expected[row_key, column_key], (row_key, column_key)
     assert matrix["total"] == 60
-    assert matrix["row_totals"][-1] == 15  # new in the later run
+    assert [row["label"] for row in matrix["rows"]] == keys
+    assert matrix["rows"][-1]["total"] == 15  # new in the later run
     assert matrix["column_totals"][-1] == 15  # no longer scored
-    assert matrix["counts"][-1][-1] == 0
+    assert matrix["rows"][-1]["counts"][-1] == 0
     assert matrix["unchanged"] == sum(
         1 for pk in ids if pk in old and pk in new and old[pk] == new[pk]
     )
 
 
-def test_previous_run_is_the_succeeded_run_before():
-    oldest = make_run(minutes_ago=300)
-    make_run(status=RunStatus.FAILED, minutes_ago=200)
-    middle = make_run(minutes_ago=100)
-    latest = make_run(minutes_ago=10)
+def test_previous_run_is_the_run_with_scores_before():
+    customers = CustomerFactory.create_batch(2)
+    ids = [c.pk for c in customers]
+
+    def run_with_scores(minutes_ago: int):
+        run = make_run(minutes_ago=minutes_ago)
+        write_scores(run, random_rows(ids, seed=minutes_ago))
+        return run
+
+    oldest = run_with_scores(400)
+    make_run(minutes_ago=300)  # succeeded, but its scores were pruned
+    failed = make_run(status=RunStatus.FAILED, minutes_ago=200)
+    write_scores(failed, random_rows(ids, seed=1))
+    middle = run_with_scores(100)
+    latest = run_with_scores(10)
     assert reports.previous_run(run=latest) == middle
     assert reports.previous_run(run=middle) == oldest
     assert reports.previous_run(run=oldest) is None
