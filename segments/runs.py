@@ -7,7 +7,6 @@ the previous complete run until the next one is complete, and a failed run leave
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from datetime import date, datetime, timedelta
@@ -304,14 +303,32 @@ def score_rows_text(*, run_id: int, scored: pd.DataFrame) -> str:
     return "".join([prefix + "\t".join(row) + "\n" for row in zip(*columns, strict=True)])
 
 
+COPY_CHUNK_ROWS = 100_000
+
+
+class _ChunkReader:
+    """A file for ``copy_expert`` that formats the rows chunk by chunk as COPY reads them,
+    so the text of a million rows never sits in memory at once (psycopg2 sends whatever
+    ``read`` returns)."""
+
+    def __init__(self, *, run_id: int, scored: pd.DataFrame):
+        self.chunks = (
+            score_rows_text(
+                run_id=run_id, scored=scored.iloc[start : start + COPY_CHUNK_ROWS]
+            ).encode()
+            for start in range(0, len(scored), COPY_CHUNK_ROWS)
+        )
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self.chunks, b"")
+
+
 def _copy_scores(*, run: ScoringRun, scored: pd.DataFrame) -> int:
     table = CustomerScore._meta.db_table
-    text = score_rows_text(run_id=run.pk, scored=scored)
     with connection.cursor() as cursor:
         cursor.copy_expert(
             f"COPY {table} ({', '.join(SCORE_TABLE_COLUMNS)}) FROM STDIN",
-            io.BytesIO(text.encode()),
-            1 << 20,
+            _ChunkReader(run_id=run.pk, scored=scored),
         )
     return len(scored)
 

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import PurchaseStatus
+from segments import runs
 from segments.models import (
     CustomerScore,
     RunStatus,
@@ -59,7 +60,10 @@ def run_now(**kwargs) -> ScoringRun:
     return execute_scoring_run(run=run)
 
 
-def test_a_run_scores_and_summarises(customers):
+def test_a_run_scores_and_summarises(customers, monkeypatch):
+    # Rows are written in several chunks (COPY) or batches (bulk_create).
+    monkeypatch.setattr(runs, "COPY_CHUNK_ROWS", 2)
+    monkeypatch.setattr(runs, "BULK_CREATE_BATCH", 2)
     run = run_now()
     assert run.status == RunStatus.SUCCEEDED and run.progress == 100 and run.phase == ""
     assert run.as_of == date(2026, 10, 6)
@@ -148,18 +152,18 @@ def test_old_runs_lose_their_rows_but_keep_their_summary(
     customers, settings, django_capture_on_commit_callbacks
 ):
     settings.SCORING_KEEP_RUNS = 2
-    runs = []
+    done = []
     for _ in range(3):
         # Pruning happens once the new run's scores are committed.
         with django_capture_on_commit_callbacks(execute=True):
-            runs.append(run_now())
-    assert not CustomerScore.objects.filter(run=runs[0]).exists()
-    assert CustomerScore.objects.filter(run=runs[1]).count() == 5
-    assert CustomerScore.objects.filter(run=runs[2]).count() == 5
-    oldest = ScoringRun.objects.get(pk=runs[0].pk)
+            done.append(run_now())
+    assert not CustomerScore.objects.filter(run=done[0]).exists()
+    assert CustomerScore.objects.filter(run=done[1]).count() == 5
+    assert CustomerScore.objects.filter(run=done[2]).count() == 5
+    oldest = ScoringRun.objects.get(pk=done[0].pk)
     assert oldest.customers_scored == 5 and oldest.counts["pareto_class"]["A"] == 3
     assert prune_score_history(keep=1) == 1
-    assert not CustomerScore.objects.filter(run=runs[1]).exists()
+    assert not CustomerScore.objects.filter(run=done[1]).exists()
 
 
 def test_runs_whose_worker_died_are_failed():
