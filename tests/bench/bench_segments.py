@@ -25,7 +25,7 @@ from tests.bench.dataset import ensure_dataset, setup_django
 COUNT_TARGET_MS = 200
 REFRESH_TARGET_S = 10
 STATEMENT_TIMEOUT_S = 60
-SCRATCH_PHASE = "bench_segments scratch run"
+SCRATCH_MARK = {"bench_segments": "scratch run"}  # in ScoringRun.settings
 
 # The RFM label grid of the issue (rows R 5..1, columns FM 1..5), for the scratch scores.
 GRID = {
@@ -53,7 +53,7 @@ def scratch_run():
     run = ScoringRun.objects.create(
         status=RunStatus.SUCCEEDED,
         trigger=RunTrigger.COMMAND,
-        phase=SCRATCH_PHASE,
+        settings=SCRATCH_MARK,
         started_at=now,
         finished_at=now,
         progress=100,
@@ -252,10 +252,10 @@ def main() -> None:
 
     from segments.models import ScoringRun
 
+    for leftover in ScoringRun.objects.filter(settings=SCRATCH_MARK):
+        drop_run(leftover)  # left by an interrupted bench
     run = ScoringRun.objects.latest_succeeded()
-    scratch = run is None or run.phase == SCRATCH_PHASE
-    if run is not None and scratch:
-        drop_run(run)  # left over by an interrupted bench
+    scratch = run is None
     if scratch:
         start = time.perf_counter()
         run = scratch_run()
