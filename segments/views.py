@@ -9,6 +9,7 @@ JSON in the form's hidden ``rules`` input and asks ``segment_preview`` for the l
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,13 +203,24 @@ def _with_scores(customers: list[Customer]) -> list[Customer]:
     return customers
 
 
+def _placed(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The errors with ``where``: "Condition 2.1" for conditions.1.conditions.0 (numbered as
+    the builder shows them), "Rules" for the tree as a whole."""
+    placed = []
+    for error in errors:
+        numbers = [str(int(n) + 1) for n in re.findall(r"conditions\.(\d+)", error["path"])]
+        where = _("Condition %(number)s") % {"number": ".".join(numbers)} if numbers else _("Rules")
+        placed.append({**error, "where": where})
+    return placed
+
+
 @require_POST
 @permission_required(VIEW, ADD)
 def segment_preview(request):
     """The builder's live preview of the posted rules: count, sample and breakdowns, or the
     problems of the rules (also as data, for the script to show beside the conditions)."""
     tree, errors = parse_rules(request.POST.get("rules", ""))
-    context: dict[str, Any] = {"rule_errors": errors}
+    context: dict[str, Any] = {"rule_errors": _placed(errors)}
     if not errors:
         context.update(
             count=count_matching(tree),

@@ -290,7 +290,7 @@
       item.append(labelled(text.operator, operatorSelect(condition, field)));
       item.append(valueWidget(condition, field));
     } else {
-      item.append(el("span"), el("span"));
+      item.append(el("span"));
     }
     item.append(
       el("button", {
