@@ -14,8 +14,9 @@ from decimal import Decimal
 
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_standardized_errors.openapi_serializers import ErrorResponse404Serializer
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -32,6 +33,16 @@ MAX_YEARS = 10
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2999, 12, 31)
 MAX_ID = 2**63 - 1
+
+
+# Dates from 1900 to 2999: far enough for any business's history, and comparisons (up to 20
+# years back, for the previous period of a 10-year one's last year) stay within the calendar.
+DATE_PATTERN = r"^(?:19[0-9]{2}|2[0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": DATE_PATTERN})
+class PeriodDateField(serializers.DateField):
+    """A date, YYYY-MM-DD, from 1900-01-01 to 2999-12-31."""
 
 
 def _money(**kwargs) -> serializers.DecimalField:
@@ -63,13 +74,13 @@ class FilterQuerySerializer(serializers.Serializer):
         help_text=_("Only the current members of this segment (its ID)."),
     )
 
-    def validate_segment(self, value: int) -> int:
-        if not Segment.objects.filter(pk=value).exists():
-            raise serializers.ValidationError(_("No segment with this ID."), code="does_not_exist")
-        return value
-
     def filters(self) -> Filters:
+        """The filters asked for; a segment that does not exist is a 404, as a reference to
+        any other missing record is in this API."""
         data = self.validated_data
+        segment = data.get("segment")
+        if segment is not None and not Segment.objects.filter(pk=segment).exists():
+            raise exceptions.NotFound(_("No segment with this ID."))
         return Filters(
             prefecture=data.get("prefecture"),
             channel=data.get("channel"),
@@ -107,8 +118,8 @@ def _check_range(start: date | None, end: date | None) -> None:
 
 
 class PeriodQuerySerializer(FilterQuerySerializer):
-    start = serializers.DateField(help_text=_("First day of the period (YYYY-MM-DD), included."))
-    end = serializers.DateField(help_text=_("Last day of the period (YYYY-MM-DD), included."))
+    start = PeriodDateField(help_text=_("First day of the period (YYYY-MM-DD), included."))
+    end = PeriodDateField(help_text=_("Last day of the period (YYYY-MM-DD), included."))
 
     def validate(self, attrs):
         _check_range(attrs["start"], attrs["end"])
@@ -143,11 +154,11 @@ class ParetoQuerySerializer(PeriodQuerySerializer):
 
 
 class MonthsQuerySerializer(serializers.Serializer):
-    start = serializers.DateField(
+    start = PeriodDateField(
         required=False,
         help_text=_("Cohorts from the month of this day (YYYY-MM-DD); default: the first."),
     )
-    end = serializers.DateField(
+    end = PeriodDateField(
         required=False,
         help_text=_("Cohorts up to the month of this day (YYYY-MM-DD); default: the newest."),
     )
@@ -316,8 +327,6 @@ class AnalyticsSchema(AutoSchema):
                     codes |= {"out_of_range"}
                 if name == "end":
                     codes |= {"before_start", "too_long"}
-                if name == "segment":
-                    codes |= {"does_not_exist"}
                 if name == "b":
                     codes |= {"not_above_a"}
                 errors[name] = errors.get(name, set()) | codes
@@ -340,7 +349,10 @@ class KpiView(AnalyticsView):
 
     query_serializer = PeriodQuerySerializer
 
-    @extend_schema(parameters=[PeriodQuerySerializer], responses={200: KpiResponseSerializer})
+    @extend_schema(
+        parameters=[PeriodQuerySerializer],
+        responses={200: KpiResponseSerializer, 404: ErrorResponse404Serializer},
+    )
     def get(self, request):
         query = self.query(request)
         data = query.validated_data
@@ -355,7 +367,10 @@ class CohortView(AnalyticsView):
 
     query_serializer = CohortQuerySerializer
 
-    @extend_schema(parameters=[CohortQuerySerializer], responses={200: CohortResponseSerializer})
+    @extend_schema(
+        parameters=[CohortQuerySerializer],
+        responses={200: CohortResponseSerializer, 404: ErrorResponse404Serializer},
+    )
     def get(self, request):
         query = self.query(request)
         data = query.validated_data
@@ -390,7 +405,10 @@ class DecileView(AnalyticsView):
 
     query_serializer = PeriodQuerySerializer
 
-    @extend_schema(parameters=[PeriodQuerySerializer], responses={200: DecileResponseSerializer})
+    @extend_schema(
+        parameters=[PeriodQuerySerializer],
+        responses={200: DecileResponseSerializer, 404: ErrorResponse404Serializer},
+    )
     def get(self, request):
         query = self.query(request)
         data = query.validated_data
@@ -409,7 +427,10 @@ class ParetoView(AnalyticsView):
 
     query_serializer = ParetoQuerySerializer
 
-    @extend_schema(parameters=[ParetoQuerySerializer], responses={200: ParetoResponseSerializer})
+    @extend_schema(
+        parameters=[ParetoQuerySerializer],
+        responses={200: ParetoResponseSerializer, 404: ErrorResponse404Serializer},
+    )
     def get(self, request):
         query = self.query(request)
         data = query.validated_data
