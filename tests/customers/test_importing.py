@@ -51,6 +51,17 @@ def csv_text(header, *rows) -> str:
     return buffer.getvalue()
 
 
+@pytest.fixture
+def batch_size(monkeypatch):
+    """Makes every import write ``size`` valid rows at a time, on either path."""
+
+    def set_size(size: int) -> None:
+        monkeypatch.setattr(importing, "BATCH_SIZE", size)
+        monkeypatch.setattr(importing, "COPY_BATCH_SIZE", size)
+
+    return set_size
+
+
 def reasons(result) -> list[tuple[int, str, str]]:
     return [(e.line, e.column, e.reason) for e in result.errors]
 
@@ -123,8 +134,8 @@ def test_bytes_that_are_not_the_detected_encoding_are_a_file_error_with_the_line
     assert error.value.line == 100002
 
 
-def test_a_file_error_midway_undoes_the_rows_already_written(monkeypatch):
-    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+def test_a_file_error_midway_undoes_the_rows_already_written(batch_size):
+    batch_size(2)
     valid = "".join(f"C{n},1990-01-01\n" for n in range(4))
     invalid = "".join(f"X{n},soon\n" for n in range(120_000))  # over 1 MiB of ASCII
     data = ("external_id,birthday\n" + valid + invalid + "C9,１９９０-01-01\n").encode("cp932")
@@ -370,9 +381,9 @@ def test_no_consent_record_when_the_import_is_rolled_back():
     assert not ConsentRecord.objects.exists()
 
 
-def test_only_the_first_errors_are_kept_but_all_are_counted_and_reported(monkeypatch):
+def test_only_the_first_errors_are_kept_but_all_are_counted_and_reported(monkeypatch, batch_size):
     monkeypatch.setattr(importing, "KEPT_ERRORS", 5)
-    monkeypatch.setattr(importing, "BATCH_SIZE", 4)
+    batch_size(4)
     seen: list[RowError] = []
     text = "external_id,birthday\n" + "".join(f"C{n},1990-13-01\n" for n in range(12))
     result = customers_csv(text, on_error=seen.append)
@@ -381,8 +392,8 @@ def test_only_the_first_errors_are_kept_but_all_are_counted_and_reported(monkeyp
     assert [e.line for e in seen] == list(range(2, 14))
 
 
-def test_progress_is_reported_after_every_batch(monkeypatch):
-    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+def test_progress_is_reported_after_every_batch(batch_size):
+    batch_size(2)
     calls = []
     customers_csv(
         "external_id\nC1\nC2\nC3\nC4\nC5\n", progress=lambda **kwargs: calls.append(kwargs)
@@ -543,8 +554,8 @@ def test_reimporting_purchases_updates_orders_and_items_without_duplicates(custo
     assert PurchaseItem.objects.count() == 2
 
 
-def test_an_order_split_across_batches_is_one_purchase(customers, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+def test_an_order_split_across_batches_is_one_purchase(customers, batch_size):
+    batch_size(2)
     c1 = next(iter(customers))
     lines = [f"O1,{c1},2026-05-03,300,SKU-{n},1,100\n" for n in range(3)]
     lines.append(f"O1,{c1},2026-05-03,300,SKU-0,5,100\n")  # the same sku again: the last wins
