@@ -170,52 +170,51 @@ def score_lower_is_better(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return (1 + len(cuts) - np.searchsorted(cuts, values, side="right")).astype(np.int8)
 
 
-# Labels by index (R - 1) * 5 + (FM - 1): one vectorised take instead of a per-row lookup.
+# Codes and labels by index (R - 1) * 25 + (F - 1) * 5 + (M - 1): one vectorised take of
+# ready-made strings instead of formatting a million of them.
+_CODE_TABLE = np.array(
+    [f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)], dtype=object
+)
 _LABEL_TABLE = np.array(
-    [str(RFM_LABEL_GRID[r][fm - 1].value) for r in range(1, 6) for fm in range(1, 6)],
+    [
+        str(RFM_LABEL_GRID[r][(f + m) // 2 - 1].value)
+        for r in range(1, 6)
+        for f in range(1, 6)
+        for m in range(1, 6)
+    ],
     dtype=object,
 )
+_PARETO_TABLE = np.array([c.value for c in ParetoClass], dtype=object)  # A, B, C
 
 
 def score_customers(aggregates: pd.DataFrame, *, config: ScoringConfig) -> pd.DataFrame:
     """Scores of every row of ``aggregates`` (columns ``INPUT_COLUMNS``; monetary as float or
     Decimal). Returns a new frame with ``OUTPUT_COLUMNS``, ordered by decile (monetary
     descending, customer id ascending), monetary as float rounded to cents."""
-    frame = aggregates.loc[:, list(INPUT_COLUMNS)].copy()
     # Integer cents: cumulative sums and equal-value tests are exact whatever the row count.
-    cents = np.rint(frame["monetary"].astype(float).to_numpy() * 100).astype(np.int64)
-    frame["monetary"] = cents / 100
-    frame["recency_days"] = frame["recency_days"].astype(np.int64)
-    frame["frequency"] = frame["frequency"].astype(np.int64)
+    cents = np.rint(aggregates["monetary"].astype(float).to_numpy() * 100).astype(np.int64)
+    customer_id = aggregates["customer_id"].to_numpy().astype(np.int64)
+    # Decile and Pareto order (monetary descending, customer id ascending) first, so that
+    # every column is built in its final order and nothing is shuffled afterwards.
+    order = np.lexsort((customer_id, -cents))
+    cents = cents[order]
+    monetary = cents / 100
+    recency = aggregates["recency_days"].to_numpy().astype(np.int64)[order]
+    frequency = aggregates["frequency"].to_numpy().astype(np.int64)[order]
 
-    recency = frame["recency_days"].to_numpy()
-    frequency = frame["frequency"].to_numpy()
     r = score_lower_is_better(
-        recency,
-        cut_points(recency, mode=config.r_mode, thresholds=config.r_thresholds),
+        recency, cut_points(recency, mode=config.r_mode, thresholds=config.r_thresholds)
     )
     f = score_higher_is_better(
-        frequency,
-        cut_points(frequency, mode=config.f_mode, thresholds=config.f_thresholds),
+        frequency, cut_points(frequency, mode=config.f_mode, thresholds=config.f_thresholds)
     )
-    monetary = frame["monetary"].to_numpy()
     m = score_higher_is_better(
-        monetary,
-        cut_points(monetary, mode=config.m_mode, thresholds=config.m_thresholds),
+        monetary, cut_points(monetary, mode=config.m_mode, thresholds=config.m_thresholds)
     )
-    frame["r"], frame["f"], frame["m"] = r, f, m
-    # Digits 1..5 each: the code is the three-digit number's text.
-    frame["rfm_code"] = (r.astype(np.int16) * 100 + f * 10 + m).astype(str).astype(object)
-    fm = (f.astype(np.int16) + m) // 2
-    frame["rfm_label"] = _LABEL_TABLE[(r.astype(np.int16) - 1) * 5 + (fm - 1)]
+    rfm_index = (r.astype(np.int64) - 1) * 25 + (f.astype(np.int64) - 1) * 5 + (m - 1)
 
-    # Decile and Pareto order: monetary descending, customer id ascending.
-    order = np.lexsort((frame["customer_id"].to_numpy(), -cents))
-    frame = frame.iloc[order].reset_index(drop=True)
-    cents = cents[order]
-    n = len(frame)
-    position = np.arange(n, dtype=np.int64)  # i - 1
-    frame["decile"] = (10 * position // max(n, 1) + 1).astype(np.int8)
+    n = len(cents)
+    decile = (10 * np.arange(n, dtype=np.int64) // max(n, 1) + 1).astype(np.int8)
     cumulative = np.cumsum(cents)
     total = int(cumulative[-1]) if n else 0
     if total > 0:
@@ -224,11 +223,26 @@ def score_customers(aggregates: pd.DataFrame, *, config: ScoringConfig) -> pd.Da
     else:
         share = np.zeros(n)
         share_before = np.zeros(n)
-    frame["cumulative_share"] = share
-    frame["pareto_class"] = np.where(
-        share_before < config.pareto_a_share,
-        ParetoClass.A.value,
-        np.where(share_before < config.pareto_b_share, ParetoClass.B.value, ParetoClass.C.value),
-    ).astype(object)
-    frame["top20"] = frame["decile"].to_numpy() <= 2
-    return frame[list(OUTPUT_COLUMNS)]
+    pareto = (share_before >= config.pareto_a_share).astype(np.int8) + (
+        share_before >= config.pareto_b_share
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": customer_id[order],
+            "recency_days": recency,
+            "frequency": frequency,
+            "monetary": monetary,
+            "first_purchase_on": aggregates["first_purchase_on"].to_numpy()[order],
+            "last_purchase_on": aggregates["last_purchase_on"].to_numpy()[order],
+            "r": r,
+            "f": f,
+            "m": m,
+            "rfm_code": _CODE_TABLE[rfm_index],
+            "rfm_label": _LABEL_TABLE[rfm_index],
+            "decile": decile,
+            "cumulative_share": share,
+            "pareto_class": _PARETO_TABLE[pareto],
+            "top20": decile <= 2,
+        },
+        columns=list(OUTPUT_COLUMNS),
+    )
