@@ -128,6 +128,8 @@ def test_an_older_run_can_be_chosen_but_not_a_failed_or_unknown_one(client_as, m
     assert "the movement between labels shows from the next run on" in html
 
     assert client.get(f"/segments/scores/?run={failed.pk}").status_code == 404
+    pruned = make_run(minutes_ago=900)  # succeeded, but its scores were pruned
+    assert client.get(f"/segments/scores/?run={pruned.pk}").status_code == 404
     assert client.get("/segments/scores/?run=999999").status_code == 404
     assert client.get("/segments/scores/?run=abc").status_code == 404
 
