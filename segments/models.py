@@ -194,14 +194,26 @@ class CustomerScore(models.Model):
     """One customer's scores in one run. Only customers with at least one completed purchase
     in the run's window are scored (recency is undefined without a purchase)."""
 
+    # A run writes a million of these rows at once (segments.runs, COPY). Database foreign
+    # keys would check and lock the run and the customer row by row at commit, the larger
+    # part of the write (tests/bench/bench_scoring.py); the rows come only from that code,
+    # from ids it has just read, and Django's on_delete still deletes them with their
+    # customer or run. The composite indexes below cover both columns, so no FK index.
     run = models.ForeignKey(
-        ScoringRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="scores"
+        ScoringRun,
+        verbose_name=_("run"),
+        on_delete=models.CASCADE,
+        related_name="scores",
+        db_constraint=False,
+        db_index=False,
     )
     customer = models.ForeignKey(
         "customers.Customer",
         verbose_name=_("customer"),
         on_delete=models.CASCADE,
         related_name="scores",
+        db_constraint=False,
+        db_index=False,
     )
     recency_days = models.PositiveIntegerField(_("recency (days)"))
     frequency = models.PositiveIntegerField(_("frequency"))
