@@ -275,3 +275,12 @@ def test_admin_score_list_opens_on_the_latest_run(client_as, admin_member, custo
     page = client.get(response["Location"], **EN)
     assert page.status_code == 200 and "515" in page.content.decode()
     assert client.get(f"/admin/segments/scoringrun/{run.pk}/change/", **EN).status_code == 200
+
+
+def test_a_deleted_customer_takes_its_scores_along(customers):
+    # Score rows have no database foreign key (see CustomerScore): Django's cascade is what
+    # removes them.
+    run = run_now()
+    customers[4].delete()
+    assert CustomerScore.objects.filter(run=run).count() == 4
+    assert not CustomerScore.objects.filter(customer_id=customers[4].pk).exists()
