@@ -250,7 +250,8 @@ def main() -> None:
 
     from django.db import connection
 
-    from segments.models import ScoringRun
+    from customers.models import Customer, Purchase
+    from segments.models import CustomerScore, ScoringRun
 
     for leftover in ScoringRun.objects.filter(settings=SCRATCH_MARK):
         drop_run(leftover)  # left by an interrupted bench
@@ -266,6 +267,10 @@ def main() -> None:
     else:
         print(f"scoring run: #{run.pk} ({run.customers_scored:,} customers scored)")
     with connection.cursor() as cursor:
+        # Fresh statistics: a scoring run just written (COPY) is invisible to the planner
+        # until analysed, and it then plans a nested loop over "one" score row.
+        for model in (CustomerScore, Customer, Purchase):
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
         # A runaway plan must not hold the shared benchmark lock for long.
         cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
     try:
