@@ -145,7 +145,9 @@ def execute_scoring_run(*, run: ScoringRun) -> ScoringRun:
                 progressed_at=finished,
                 **summary,
             )
-            transaction.on_commit(lambda: _after_success(run_id=run.pk))
+            # robust: the scores are committed by then, whatever happens to the follow-ups
+            # (logged), the run stays succeeded.
+            transaction.on_commit(lambda: _after_success(run_id=run.pk), robust=True)
         seconds["write"] = time.monotonic() - started - sum(seconds.values())
         logger.info(
             "Scoring run %s: %s customers in %.1f s (%s)",
