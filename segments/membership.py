@@ -17,7 +17,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from segments.evaluation import evaluation_settings, matching_customers
-from segments.models import ScoringRun, Segment, SegmentKind, SegmentMember, SegmentSize
+from segments.models import (
+    CustomerScore,
+    ScoringRun,
+    Segment,
+    SegmentKind,
+    SegmentMember,
+    SegmentSize,
+)
 from segments.rules import validate_rules
 
 logger = logging.getLogger(__name__)
@@ -61,6 +68,11 @@ def _insert_members(*, segment_id: int, customer_ids) -> int:
 def refresh_dynamic_segments(*, run: ScoringRun | None = None) -> int:
     """Refresh every dynamic segment, each in its own transaction; one failing segment is
     logged and does not stop the others. Returns how many were refreshed."""
+    if run is not None and connection.vendor == "postgresql":
+        # A run's score rows were just written in bulk: until the table is analysed the
+        # planner believes the run has one row and plans nested loops over all of them.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(CustomerScore._meta.db_table)}")
     refreshed = 0
     for segment in Segment.objects.filter(kind=SegmentKind.DYNAMIC).order_by("pk"):
         try:
