@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--update-sample",
         type=int,
-        default=50_000,
+        default=20_000,
         help="rows the naive ORM bulk_update is timed on, scaled to all (0: all rows)",
     )
     parser.add_argument(
