@@ -7,8 +7,9 @@ production path), writes realistic Japanese files to a temporary folder (custome
 Shift_JIS as Japanese Excel saves them, purchases in UTF-8), imports the customers the
 purchases need through ``import_customers`` and then the purchases through
 ``import_purchases``, each from its CSV file with full validation, and prints rows, seconds,
-rows/s and the process's peak memory. Every run uses new external ids and order ids, so it
-adds rows and never deletes any.
+rows/s, the process's peak memory and the machine's load. Every run uses new external ids
+and order ids (a prefix of its own) and deletes its rows afterwards (``--keep`` keeps them), so
+the database keeps its realistic 10M purchases and nothing more.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="purchase rows (items)")
     parser.add_argument("--rows-per-customer", type=int, default=10)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--keep", action="store_true", help="keep the imported rows")
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
@@ -173,8 +175,38 @@ def main() -> None:
             f"({customers_csv.stat().st_size / 2**20:,.0f} MiB, Shift_JIS), {args.rows:,} "
             f"purchase rows in {orders:,} orders ({purchases_csv.stat().st_size / 2**20:,.0f} MiB)"
         )
-        timed_import(import_customers, customers_csv, "customers")
-        timed_import(import_purchases, purchases_csv, "purchases")
+        try:
+            print(f"load average before: {load()}")
+            timed_import(import_customers, customers_csv, "customers")
+            timed_import(import_purchases, purchases_csv, "purchases")
+            print(f"load average after: {load()}")
+        finally:
+            if not args.keep:
+                delete_rows(prefix)
+
+
+def load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def delete_rows(prefix: str) -> None:
+    """Delete what a run imported (its ids start with ``prefix``), and the products it made
+    if nothing else uses them."""
+    from django.db import connection, transaction
+
+    from customers.models import Customer, Product, Purchase, PurchaseItem
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        # Raw deletes: nothing else refers to the purchases of a run.
+        purchases = Purchase.objects.filter(order_id__startswith=prefix)
+        PurchaseItem.objects.filter(purchase__in=purchases)._raw_delete(connection.alias)
+        purchases._raw_delete(connection.alias)
+        customers = Customer.objects.filter(external_id__startswith=prefix)
+        # Through the ORM for the tables that refer to customers (consent records, history).
+        customers.delete()
+        Product.objects.filter(sku__in=SKUS, purchase_items__isnull=True).delete()
+    print(f"rows of {prefix} deleted in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":

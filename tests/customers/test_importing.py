@@ -611,3 +611,200 @@ def test_purchases_in_shift_jis_with_japanese_labels(customers):
         "cancelled",
         "store",
     )
+
+
+# --- Set-wise checks and batches (the PostgreSQL path with DATABASE_URL set) -----------------
+
+
+def test_unknown_customers_are_reported_by_line_in_every_batch(customers, batch_size):
+    batch_size(3)
+    c1, c2, _c3 = customers
+    owners = [c1, "GHOST-1", c2, c2, "GHOST-2", c1, "GHOST-1", c1]
+    text = PURCHASE_HEADER + "".join(
+        f"O{n},{owner},2026-05-03,100,,\n" for n, owner in enumerate(owners)
+    )
+    result = purchases_csv(text)
+    unknown = "no customer has the external ID “{}” (import the customers first)"
+    expected = [
+        (3, "customer_external_id", unknown.format("GHOST-1")),
+        (6, "customer_external_id", unknown.format("GHOST-2")),
+        (8, "customer_external_id", unknown.format("GHOST-1")),
+    ]
+    assert reasons(result) == expected
+    assert (result.committed, result.error_count, result.created) == (False, 3, 0)
+    assert not Purchase.objects.exists()
+
+    result = purchases_csv(text, keep_valid_rows=True)
+    assert reasons(result) == expected
+    assert (result.committed, result.error_count, result.created) == (True, 3, 5)
+    assert set(Purchase.objects.values_list("order_id", flat=True)) == {
+        "O0",
+        "O2",
+        "O3",
+        "O5",
+        "O7",
+    }
+
+
+def test_an_order_is_not_split_at_a_batch_boundary(customers, batch_size):
+    batch_size(2)
+    c1, c2, _c3 = customers
+    result = purchases_csv(
+        ITEM_HEADER
+        + f"O1,{c1},2026-05-03,300,SKU-0,1,100\n"
+        + f"O2,{c2},2026-05-03,600,SKU-0,1,100\n"
+        + f"O2,{c2},2026-05-03,600,SKU-1,1,200\n"
+        + f"O2,{c2},2026-05-03,600,SKU-2,1,300\n"
+        + f"O3,{c1},2026-05-04,100,SKU-0,1,100\n"
+    )
+    # O2's three lines straddle the batch size but are written together: one purchase,
+    # counted once as created.
+    assert (result.created, result.updated, result.errors) == (3, 0, [])
+    o2 = Purchase.objects.get(order_id="O2")
+    assert sorted(o2.items.values_list("product__sku", "unit_price")) == [
+        ("SKU-0", Decimal("100")),
+        ("SKU-1", Decimal("200")),
+        ("SKU-2", Decimal("300")),
+    ]
+
+
+def test_an_order_id_repeated_later_in_the_file_updates_the_same_purchase(customers, batch_size):
+    batch_size(1)
+    c1, c2, _c3 = customers
+    result = purchases_csv(
+        ITEM_HEADER
+        + f"O1,{c1},2026-05-03,100,TEA-01,1,100\n"
+        + f"O2,{c1},2026-05-03,500,TEA-01,5,100\n"
+        + f"O1,{c2},2026-05-04,300,CUP-01,1,200\n"
+    )
+    assert result.errors == []
+    # The third line is in a later batch: O1 exists by then, so it counts as updated.
+    assert (result.created, result.updated) == (2, 1)
+    o1 = Purchase.objects.get(order_id="O1")
+    assert (o1.customer.external_id, o1.total) == (c2, Decimal("300"))
+    assert sorted(o1.items.values_list("product__sku", "quantity")) == [
+        ("CUP-01", 1),
+        ("TEA-01", 1),
+    ]
+    assert Purchase.objects.count() == 2
+
+
+def test_duplicate_order_ids_in_one_batch_are_one_purchase_and_the_last_row_wins(customers):
+    c1, c2, _c3 = customers
+    result = purchases_csv(
+        PURCHASE_HEADER
+        + f"O1,{c1},2026-05-03,100,,store\n"
+        + f"O2,{c1},2026-05-03,200,,\n"
+        + f"O1,{c2},2026-05-05,300,refunded,\n"
+    )
+    assert (result.created, result.updated, result.errors) == (2, 0, [])
+    o1 = Purchase.objects.get(order_id="O1")
+    assert (o1.customer.external_id, o1.total, o1.status, o1.channel) == (
+        c2,
+        Decimal("300"),
+        "refunded",
+        "",
+    )
+
+
+def test_updating_existing_orders_changes_them_and_upserts_their_items(customers):
+    c1, c2, _c3 = customers
+    customer = Customer.objects.get(external_id=c1)
+    tea = ProductFactory(sku="TEA-01", price=Decimal("1080"))
+    kept = PurchaseFactory(order_id="O1", customer=customer, total=Decimal("2160"))
+    kept.items.create(product=tea, quantity=2, unit_price=Decimal("1080"))
+    untouched = PurchaseFactory(order_id="O9", customer=customer, total=Decimal("1"))
+    new_ids_before = Purchase.objects.count()
+
+    result = purchases_csv(
+        "order_id,customer_external_id,purchased_at,total,status,sku,quantity,unit_price\n"
+        f"O1,{c2},2026-05-06 10:00,4320,completed,TEA-01,4,1080\n"
+        f"O1,{c2},2026-05-06 10:00,4320,completed,CUP-01,1,0\n"
+        f"O2,{c1},2026-05-07,1080,,TEA-01,1,1080\n"
+    )
+    assert (result.created, result.updated, result.products_created) == (1, 1, 1)
+    kept.refresh_from_db()
+    assert kept.pk == Purchase.objects.get(order_id="O1").pk
+    assert (kept.customer.external_id, kept.total) == (c2, Decimal("4320"))
+    assert kept.purchased_at == datetime(2026, 5, 6, 1, 0, tzinfo=UTC)
+    assert sorted(kept.items.values_list("product__sku", "quantity", "unit_price")) == [
+        ("CUP-01", 1, Decimal("0")),
+        ("TEA-01", 4, Decimal("1080")),
+    ]
+    untouched.refresh_from_db()
+    assert untouched.total == Decimal("1")
+    assert Purchase.objects.count() == new_ids_before + 1
+    o2 = Purchase.objects.get(order_id="O2")
+    assert list(o2.items.values_list("product__sku", "quantity")) == [("TEA-01", 1)]
+
+    # The same file again: every order exists and nothing changes.
+    again = purchases_csv(
+        "order_id,customer_external_id,purchased_at,total,status,sku,quantity,unit_price\n"
+        f"O1,{c2},2026-05-06 10:00,4320,completed,TEA-01,4,1080\n"
+        f"O2,{c1},2026-05-07,1080,,TEA-01,1,1080\n"
+    )
+    assert (again.created, again.updated, again.products_created) == (0, 2, 0)
+    assert PurchaseItem.objects.count() == 3
+
+
+def test_mixed_errors_all_or_nothing_then_keeping_the_valid_rows(customers, batch_size):
+    batch_size(2)
+    c1, c2, _c3 = customers
+    text = (
+        ITEM_HEADER
+        + f"O1,{c1},2026-05-03,100,TEA-01,1,100\n"
+        + "O2,NOBODY,2026-05-03,100,TEA-01,1,100\n"
+        + f"O3,{c2},2026-13-03,100,TEA-01,1,100\n"
+        + f"O4,{c2},2026-05-03,100,TEA-01,0,100\n"
+        + f"O5,{c2},2026-05-03,100,,,\n"
+        + "O6,NOBODY,2026-05-03,-1,,,\n"
+    )
+    seen: list[RowError] = []
+    result = purchases_csv(text, on_error=seen.append)
+    expected = [
+        (3, "customer_external_id"),
+        (4, "purchased_at"),
+        (5, "quantity"),
+        (7, "total"),  # a row invalid in itself is not looked up
+    ]
+    assert [(e.line, e.column) for e in result.errors] == expected
+    assert [(e.line, e.column) for e in seen] == expected
+    assert (result.committed, result.error_count, result.created) == (False, 4, 0)
+    assert not Purchase.objects.exists() and not Product.objects.exists()
+
+    result = purchases_csv(text, keep_valid_rows=True)
+    assert [(e.line, e.column) for e in result.errors] == expected
+    assert (result.committed, result.error_count, result.created) == (True, 4, 2)
+    assert sorted(Purchase.objects.values_list("order_id", flat=True)) == ["O1", "O5"]
+    assert list(Product.objects.values_list("sku", flat=True)) == ["TEA-01"]
+
+
+def test_importing_customers_keeps_what_the_file_does_not_carry(sales):
+    owner = sales
+    customer = CustomerFactory(
+        external_id="C1", family_name="山田", notes="お得意様", owner=owner, phone="0312345678"
+    )
+    created_at = customer.created_at
+    result = customers_csv(
+        "external_id,family_name_kana,given_name_kana,email_opt_in\n"
+        "C1,やまだ,たろう,はい\nC2,すずき,,いいえ\n"
+    )
+    assert (result.created, result.updated, result.errors) == (1, 1, [])
+    customer.refresh_from_db()
+    assert (customer.family_name, customer.notes, customer.owner, customer.phone) == (
+        "山田",
+        "お得意様",
+        owner,
+        "0312345678",
+    )
+    assert customer.created_at == created_at
+    assert (customer.family_name_kana, customer.given_name_kana) == ("ヤマダ", "タロウ")
+    assert customer.email_opt_in and customer.email_opt_in_at is not None
+    # The search text is rebuilt from stored and imported values alike.
+    assert list(Customer.objects.search("ﾔﾏﾀﾞﾀﾛｳ")) == [customer]
+    assert list(Customer.objects.search("03-1234-5678")) == [customer]
+    c2 = Customer.objects.get(external_id="C2")
+    assert (c2.notes, c2.sns_accounts, c2.owner, c2.email_opt_in) == ("", {}, None, False)
+    assert sorted(
+        ConsentRecord.objects.values_list("customer__external_id", "opted_in", "source", "form")
+    ) == [("C1", True, "import", "customers.csv"), ("C2", False, "import", "customers.csv")]
