@@ -5,6 +5,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from customers.models import (
     ConsentRecord,
     Customer,
+    CustomerTag,
     ErasureLog,
     ImportJob,
     Interaction,
@@ -17,6 +18,16 @@ from customers.models import (
     Tag,
     TicketReply,
 )
+
+
+class CustomerTagInline(admin.TabularInline):
+    # Customer.tags has an explicit through model (for its indexes), which the admin does not
+    # edit as a plain many-to-many field.
+    model = CustomerTag
+    extra = 0
+    autocomplete_fields = ["tag"]
+    verbose_name = _("tag")
+    verbose_name_plural = _("tags")
 
 
 class ConsentRecordInline(admin.TabularInline):
@@ -45,9 +56,9 @@ class CustomerAdmin(SimpleHistoryAdmin):
     list_filter = ["prefecture", "channel", "email_opt_in", "gender", "tags"]
     search_fields = ["external_id", "email", "phone", "family_name", "given_name"]
     list_select_related = ["owner"]
-    autocomplete_fields = ["owner", "tags"]
+    autocomplete_fields = ["owner"]
     readonly_fields = ["email_opt_in", "email_opt_in_at", "erased_at", "created_at", "updated_at"]
-    inlines = [ConsentRecordInline]
+    inlines = [CustomerTagInline, ConsentRecordInline]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is waste
 
     @admin.display(description=_("name"))

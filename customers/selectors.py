@@ -15,7 +15,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet, Sum
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connections
+from django.db.models import BooleanField, Count, F, Func, Max, Min, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,6 +25,7 @@ from crm.roles import Role
 from customers.models import (
     ConsentRecord,
     Customer,
+    CustomerTag,
     Interaction,
     Purchase,
     PurchaseItem,
@@ -89,10 +92,45 @@ def customers_for_list(
     elif owner_id is not None:
         customers = customers.filter(owner_id=owner_id)
     if tag:
-        customers = customers.filter(tags__name=tag)
+        customers = with_tag(customers, tag)
     if consent is not None:
         customers = customers.filter(email_opt_in=consent)
     return customers.order_by("-created_at", "-id")
+
+
+# Up to this many members a tag is read from its side (see with_tag): about 3 µs a member at a
+# million customers, so 25,000 members stay within the list's 100 ms.
+SMALL_TAG_MEMBERS = 25_000
+
+
+class _EqualsAny(Func):
+    """``value = ANY(array)``, PostgreSQL's membership test for an array."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = BooleanField()
+
+
+def with_tag(customers: QuerySet[Customer], name: str) -> QuerySet[Customer]:
+    """The customers of ``customers`` that carry the tag ``name``.
+
+    For a page of the newest, PostgreSQL walks the recency index and probes each row's tags,
+    trusting the tag's members to be spread evenly over time. They seldom are (the VIPs are
+    old customers): at a million customers the walk read 94,000 rows to fill a page of VIPs
+    (930 ms). So a small tag is read from its side: its members' ids come from one
+    index-only scan of customer_tag_members_idx as an array, whose length the planner does
+    not guess, so it fetches those rows by primary key and sorts them (60 ms for 20,000
+    members, whatever their age). Counting up to SMALL_TAG_MEMBERS + 1 members tells a small
+    tag (1-2 ms). A big tag has members all along the walk, and reading every one of them
+    would cost more; so does every tag on SQLite, which has one plan anyway.
+    """
+    members = CustomerTag.objects.filter(tag__name=name).values("customer_id")
+    if (
+        connections[customers.db].vendor == "postgresql"
+        and members[: SMALL_TAG_MEMBERS + 1].count() <= SMALL_TAG_MEMBERS
+    ):
+        return customers.filter(_EqualsAny(F("id"), ArraySubquery(members)))
+    return customers.filter(id__in=members)
 
 
 def list_page_rows(customers: QuerySet[Customer]) -> QuerySet[Customer]:

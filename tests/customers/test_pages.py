@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from customers import selectors
 from customers.models import (
     ConsentRecord,
     ConsentSource,
@@ -179,6 +180,40 @@ def test_pages_by_keyset_without_counting(client_as, sales):
     back = get_html(client, LIST + prev_url)
     assert names_in(back) == expected[:CUSTOMER_PAGE_SIZE]
     assert 'rel="prev"' not in back
+
+
+@pytest.mark.parametrize("small_tag_members", [0, 1000], ids=["walk", "tag side"])
+def test_a_tag_filter_pages_newest_first_whichever_side_it_is_read_from(
+    client_as, sales, monkeypatch, small_tag_members
+):
+    # The tag's members are the oldest customers, as VIPs often are: read along the recency
+    # walk (a big tag) or from the tag's side (a small one), the pages are the same.
+    monkeypatch.setattr(selectors, "SMALL_TAG_MEMBERS", small_tag_members)
+    vip = TagFactory(name="VIP")
+    base = timezone.now()
+    members = []
+    for n in range(CUSTOMER_PAGE_SIZE + 3):
+        customer = CustomerFactory(
+            family_name="上得意",
+            given_name=f"{n:02d}",
+            prefecture="13" if n % 2 else "27",
+            created_at=base - timedelta(days=400 + n // 2),
+        )
+        customer.tags.add(vip)
+        members.append(customer)
+    for n in range(10):
+        CustomerFactory(family_name="新規", given_name=f"{n:02d}", created_at=base - timedelta(n))
+    TagFactory(name="定期便").customers.add(CustomerFactory(family_name="別", given_name="タグ"))
+    newest_first = sorted(members, key=lambda c: (c.created_at, c.pk), reverse=True)
+    expected = [c.display_name for c in newest_first]
+    client = client_as(sales)
+
+    first = get_html(client, f"{LIST}?tag=VIP")
+    assert names_in(first) == expected[:CUSTOMER_PAGE_SIZE]
+    next_url = re.search(r'href="(\?[^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    assert names_in(get_html(client, LIST + next_url)) == expected[CUSTOMER_PAGE_SIZE:]
+    tokyo = [c.display_name for c in newest_first if c.prefecture == "13"]
+    assert names_in(get_html(client, f"{LIST}?tag=VIP&prefecture=13")) == tokyo
 
 
 def test_a_broken_cursor_shows_the_first_page(client_as, sales):
