@@ -468,7 +468,8 @@ class ScoreViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def rfm_grid(self, request):
         """Customers and average monetary value per R (rows 5..1) × F (cells 1..5) cell."""
         run = _requested_run(request)
-        return Response(RfGridSerializer({"run": run.pk, **reports.rf_grid(run=run)}).data)
+        data = {"run": run.pk, **reports.cached(reports.rf_grid, run=run)}
+        return Response(RfGridSerializer(data).data)
 
     @extend_schema(
         parameters=_RUN_PARAMETER, responses={200: LabelDistributionSerializer, **_NOT_FOUND}
@@ -477,7 +478,7 @@ class ScoreViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def labels(self, request):
         """Customers, revenue and their shares per RFM label."""
         run = _requested_run(request)
-        data = {"run": run.pk, "labels": reports.label_distribution(run=run)}
+        data = {"run": run.pk, "labels": reports.cached(reports.label_distribution, run=run)}
         return Response(LabelDistributionSerializer(data).data)
 
     @extend_schema(parameters=_RUN_PARAMETER, responses={200: DecileTableSerializer, **_NOT_FOUND})
@@ -485,7 +486,7 @@ class ScoreViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def deciles(self, request):
         """Customers, revenue, share and cumulative share of revenue per decile 1..10."""
         run = _requested_run(request)
-        data = {"run": run.pk, "deciles": reports.decile_table(run=run)}
+        data = {"run": run.pk, "deciles": reports.cached(reports.decile_table, run=run)}
         return Response(DecileTableSerializer(data).data)
 
     @extend_schema(parameters=_RUN_PARAMETER, responses={200: ParetoSerializer, **_NOT_FOUND})
@@ -493,7 +494,7 @@ class ScoreViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def pareto(self, request):
         """The Pareto curve (about 100 points), the top 20%'s revenue share, A/B/C classes."""
         run = _requested_run(request)
-        data = {"run": run.pk, **reports.pareto_curve(run=run)}
+        data = {"run": run.pk, **reports.cached(reports.pareto_curve, run=run)}
         return Response(ParetoSerializer(data).data)
 
     @extend_schema(
@@ -512,7 +513,7 @@ class ScoreViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             before = reports.previous_run(run=after)
             if before is None:
                 raise exceptions.NotFound(_("There is no earlier succeeded run to compare with."))
-        data = reports.migration_matrix(before=before, after=after)
+        data = reports.cached(reports.migration_matrix, before=before, after=after)
         return Response(MigrationSerializer(data).data)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Exists, F, Max, OuterRef, Sum
+from django.db.models.functions import Floor
 from django.utils.translation import gettext_lazy as _
 
 from segments.models import CustomerScore, ParetoClass, RfmLabel, ScoringRun
@@ -155,18 +156,43 @@ def decile_table(*, run: ScoringRun) -> list[dict]:
 # --- Pareto -----------------------------------------------------------------------------------
 
 
-def _curve_positions(n: int, points: int) -> list[int]:
-    """1-based positions of the customers the curve samples: about ``points`` of them,
-    evenly spread, always including the last one."""
-    if n <= points:
-        return list(range(1, n + 1))
-    return sorted({max(1, round(n * k / points)) for k in range(1, points + 1)})
+def _curve_points(scores, *, n: int, points: int) -> list[dict]:
+    """Exact points of the curve without sorting the scores.
+
+    ``cumulative_share`` grows with the customer's position in the scoring order, so the
+    customers whose share falls in a bucket [k/points, (k+1)/points) are the next ones in
+    that order: counting them per bucket (a hash aggregate) gives the position reached and
+    the share there. Buckets of revenue share put most points where the curve climbs; the
+    deciles add a point every 10% of customers along the flat tail.
+    """
+    by_bucket = (
+        scores.annotate(bucket=Floor(F("cumulative_share") * points))
+        .values("bucket")
+        .annotate(customers=Count("id"), share=Max("cumulative_share"))
+        .order_by("bucket")
+    )
+    by_decile = (
+        scores.values("decile")
+        .annotate(customers=Count("id"), share=Max("cumulative_share"))
+        .order_by("decile")
+    )
+    reached: dict[int, float] = {}
+    for groups in (by_bucket, by_decile):
+        position = 0
+        for group in groups:
+            position += group["customers"]
+            reached[position] = group["share"]
+    return [
+        {"customer_share": position / n, "revenue_share": reached[position]}
+        for position in sorted(reached)
+    ]
 
 
 def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
     """The Pareto (Lorenz-style) curve: customers ordered by monetary descending (ties by
     customer id, the scoring order), x = share of customers so far, y = their cumulative
-    share of revenue. Downsampled to about ``points`` points plus the origin.
+    share of revenue; about ``points`` points plus one per decile and the origin, each an
+    exact point of the curve.
 
     Also: the revenue share of the top 20% of customers (deciles 1-2, the run's ``top20``),
     and the customers and revenue of each Pareto class.
@@ -182,18 +208,7 @@ def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
     total_revenue = sum((Decimal(row["revenue"] or 0) for row in classes.values()), Decimal(0))
     curve = [{"customer_share": 0.0, "revenue_share": 0.0}]
     if n:
-        positions = _curve_positions(n, points)
-        sampled = (
-            scores.annotate(
-                position=Window(RowNumber(), order_by=[F("monetary").desc(), F("customer_id")])
-            )
-            .filter(position__in=positions)
-            .order_by("position")
-            .values_list("position", "cumulative_share")
-        )
-        curve += [
-            {"customer_share": position / n, "revenue_share": share} for position, share in sampled
-        ]
+        curve += _curve_points(scores, n=n, points=points)
     top20 = scores.filter(top20=True).aggregate(customers=Count("id"), revenue=Sum("monetary"))
     return {
         "customers": n,
@@ -258,6 +273,23 @@ def migration_matrix(*, before: ScoringRun, after: ScoringRun) -> dict:
         "total": sum(sum(row) for row in counts),
         "unchanged": sum(counts[i][i] for i in range(len(keys) - 1)),
     }
+
+
+# A succeeded run's scores never change (they are only ever deleted whole, with the run or
+# by pruning, after which the run is no longer offered): its figures are computed once.
+CACHE_SECONDS = 24 * 3600
+
+
+def cached(report, **kwargs):
+    """``report(**kwargs)`` (one of the functions above, on succeeded runs) from the cache,
+    computed on the first call; ``kwargs`` are runs or numbers."""
+    parts = [f"{name}={getattr(value, 'pk', value)}" for name, value in sorted(kwargs.items())]
+    key = ":".join(["segments-report", report.__name__, *parts])
+    result = cache.get(key)
+    if result is None:
+        result = report(**kwargs)
+        cache.set(key, result, CACHE_SECONDS)
+    return result
 
 
 def runs_with_scores():

@@ -79,12 +79,12 @@ def rfm_overview(request):
     before = _run_from_query(request, "before") or reports.previous_run(run=run)
     if before is not None and before.pk == run.pk:
         before = reports.previous_run(run=run)
-    grid = reports.rf_grid(run=run)
-    pareto = reports.pareto_curve(run=run)
-    deciles = reports.decile_table(run=run)
+    grid = reports.cached(reports.rf_grid, run=run)
+    pareto = reports.cached(reports.pareto_curve, run=run)
+    deciles = reports.cached(reports.decile_table, run=run)
     context |= {
         "grid": grid,
-        "labels": reports.label_distribution(run=run),
+        "labels": reports.cached(reports.label_distribution, run=run),
         "legend": label_legend(),
         "deciles": deciles,
         "pareto": pareto,
@@ -108,7 +108,9 @@ def rfm_overview(request):
             },
         },
         "before": before,
-        "migration": reports.migration_matrix(before=before, after=run) if before else None,
+        "migration": (
+            reports.cached(reports.migration_matrix, before=before, after=run) if before else None
+        ),
         "runs": reports.runs_with_scores().order_by("-finished_at", "-id")[:RUN_CHOICES],
     }
     return render(request, "segments/scores/overview.html", context)

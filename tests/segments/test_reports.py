@@ -113,7 +113,8 @@ def test_pareto_curve_downsampled_with_top20_and_classes(run_and_rows):
 
     points = curve["points"]
     assert points[0] == {"customer_share": 0.0, "revenue_share": 0.0}
-    assert len(points) == 21
+    # Fewer points than customers: one per 5% of revenue reached and one per decile at most.
+    assert 10 < len(points) <= 1 + 21 + 10
     assert points[-1]["customer_share"] == pytest.approx(1)
     assert points[-1]["revenue_share"] == pytest.approx(1)
     for point in points[1:]:
@@ -121,7 +122,12 @@ def test_pareto_curve_downsampled_with_top20_and_classes(run_and_rows):
         k = round(point["customer_share"] * n)
         expected = sum(row.monetary for row in ordered[:k]) / total
         assert point["revenue_share"] == pytest.approx(float(expected))
-    assert [p["customer_share"] for p in points] == sorted(p["customer_share"] for p in points)
+    xs = [p["customer_share"] for p in points]
+    assert xs == sorted(set(xs))
+    # Every decile boundary is on the curve, so its tail is drawn even where it is flat.
+    for decile in range(1, 11):
+        end = max(i + 1 for i in range(n) if (10 * i) // n + 1 == decile)
+        assert pytest.approx(end / n) in xs
 
     top = math.ceil(0.2 * n)
     assert curve["top20_customers"] == top
@@ -237,3 +243,15 @@ def test_previous_run_is_the_run_with_scores_before():
     assert reports.previous_run(run=latest) == middle
     assert reports.previous_run(run=middle) == oldest
     assert reports.previous_run(run=oldest) is None
+
+
+def test_cached_reports_are_computed_once_per_run(run_and_rows, django_assert_num_queries):
+    run, rows = run_and_rows
+    first = reports.cached(reports.rf_grid, run=run)
+    with django_assert_num_queries(0):
+        assert reports.cached(reports.rf_grid, run=run) == first
+    other, _other_rows = scored_run(3, seed=99, minutes_ago=5)
+    assert reports.cached(reports.rf_grid, run=other)["total"] == 3
+    matrix = reports.cached(reports.migration_matrix, before=run, after=other)
+    assert matrix["total"] == len(rows) + 3
+    assert reports.cached(reports.migration_matrix, before=other, after=run) != matrix
