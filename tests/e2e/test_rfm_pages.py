@@ -83,3 +83,9 @@ def test_rfm_page_shows_grid_deciles_and_draws_the_charts(page: Page):
     page.locator("#run-select").select_option(str(earlier.pk))
     expect(page).to_have_url(re.compile(rf"\?run={earlier.pk}$"))
     expect(page.locator(".run-summary")).to_contain_text("60 customers scored")
+
+    # On a phone the wide tables scroll inside their frame; the page itself never does.
+    page.set_viewport_size({"width": 390, "height": 800})
+    for url in ["/segments/scores/", "/segments/scores/runs/"]:
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
