@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from crm.api.pagination import CursorPagination
 from crm.api.schema import AutoSchema
-from customers.api import AutoSchema as PositionalErrorsSchema
 from customers.merging import MAX_MERGED, merge_customers
 from customers.models import Customer
 from customers.privacy import HISTORY_FIELDS, disclose_customer_data, erase_customer
@@ -250,8 +249,6 @@ class MergeView(APIView):
     """
 
     required_permissions = ("customers.view_customer", "customers.merge_customer")
-    # Errors of the merge list name their position ("merge.3"); this schema says so.
-    schema = PositionalErrorsSchema()
 
     @extend_schema(
         request=MergeRequestSerializer,

@@ -3,8 +3,12 @@ from rest_framework import routers
 
 from analytics import api_urls as analytics_api
 from crm.api import views
-from customers import api as customers_api
 from customers import api_quality
+from customers.api.customers import CustomerViewSet
+from customers.api.interactions import InteractionViewSet
+from customers.api.products import ProductViewSet
+from customers.api.purchases import PurchaseViewSet
+from customers.api.tickets import SupportTicketViewSet
 from segments import api_urls as segments_api
 
 
@@ -22,11 +26,11 @@ class Router(routers.DefaultRouter):
 
 router = Router()
 router.register("outbox", views.OutboxEmailViewSet, basename="api-outbox")
-router.register("customers", customers_api.CustomerViewSet, basename="api-customer")
-router.register("products", customers_api.ProductViewSet, basename="api-product")
-router.register("purchases", customers_api.PurchaseViewSet, basename="api-purchase")
-router.register("tickets", customers_api.SupportTicketViewSet, basename="api-ticket")
-router.register("interactions", customers_api.InteractionViewSet, basename="api-interaction")
+router.register("customers", CustomerViewSet, basename="api-customer")
+router.register("products", ProductViewSet, basename="api-product")
+router.register("purchases", PurchaseViewSet, basename="api-purchase")
+router.register("tickets", SupportTicketViewSet, basename="api-ticket")
+router.register("interactions", InteractionViewSet, basename="api-interaction")
 segments_api.register(router)
 analytics_api.register(router)
 
