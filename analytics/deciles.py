@@ -33,7 +33,10 @@ def customer_revenue(
     rows = DailyRollup.objects.filter(day__gte=start, day__lte=end, purchases__gt=0).values_list(
         "active", "amounts"
     )
-    days = [(bitmaps.to_numpy(bitmaps.load(a)), np.frombuffer(m, dtype=np.int64)) for a, m in rows]
+    days = []
+    for active, amounts in rows:
+        ids = bitmaps.to_numpy(bitmaps.load(active))
+        days.append((ids, bitmaps.unpack_ints(amounts, ids.size)))
     if not days:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     size = max(int(ids[-1]) for ids, _ in days) + 1

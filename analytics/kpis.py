@@ -153,8 +153,10 @@ class _Lazy:
 
 class RollupReader:
     """Loads the rollup rows a set of periods needs in two or three queries, then answers
-    figures for those periods from memory. With a customer filter, revenue and purchases come
-    from the days' per-customer amounts (whole months have none), otherwise from totals."""
+    figures for those periods from memory: customer sets from whole months' bitmaps plus the
+    days outside whole months. With a customer filter, revenue and purchases come from the
+    days' per-customer amounts (the periods in ``revenue_periods`` only), otherwise from the
+    months' and days' totals."""
 
     def __init__(self, *, customers: BitMap | None = None):
         self.customers = customers
@@ -167,17 +169,21 @@ class RollupReader:
         self.seconds_by_month: dict[date, _Lazy] = {}
         self._active: dict[Period, BitMap] = {}
 
-    def _parts(self, period: Period) -> tuple[list[date], list[date]]:
-        if self.customers is not None:
-            return [], [period.start + timedelta(days=n) for n in range(period.days)]
-        return split_period(period)
-
-    def load(self, periods: list[Period], *, repeat_ends: list[date] = ()) -> None:
+    def load(
+        self,
+        periods: list[Period],
+        *,
+        revenue_periods: list[Period] = (),
+        repeat_ends: list[date] = (),
+    ) -> None:
         months, days = set(), set()
         for period in periods:
-            m, d = self._parts(period)
+            m, d = split_period(period)
             months.update(m)
             days.update(d)
+        if self.customers is not None:
+            for period in revenue_periods:
+                days.update(period.start + timedelta(days=n) for n in range(period.days))
         for end in repeat_ends:
             if end != month_end(month_of(end)):
                 days.update(month_of(end) + timedelta(days=n) for n in range(end.day))
@@ -210,7 +216,7 @@ class RollupReader:
 
     def active(self, period: Period) -> BitMap:
         if period not in self._active:
-            months, days = self._parts(period)
+            months, days = split_period(period)
             self._active[period] = self._restrict(
                 bitmaps.union(
                     [self.months[m][2].get() for m in months if m in self.months]
@@ -220,7 +226,7 @@ class RollupReader:
         return self._active[period]
 
     def new(self, period: Period) -> BitMap:
-        months, days = self._parts(period)
+        months, days = split_period(period)
         return self._restrict(
             bitmaps.union(
                 [self.months[m][3].get() for m in months if m in self.months]
@@ -238,22 +244,22 @@ class RollupReader:
         return bitmaps.union(parts)
 
     def purchases_and_cents(self, period: Period) -> tuple[int, int]:
-        months, days = self._parts(period)
         if self.customers is None:
+            months, days = split_period(period)
             rows = [self.months[m] for m in months if m in self.months]
             rows += [self.days[d] for d in days if d in self.days]
             return sum(r[0] for r in rows), int(sum(r[1] for r in rows) * 100)
         purchases = cents = 0
-        for day in days:
-            row = self.days.get(day)
+        for n in range(period.days):
+            row = self.days.get(period.start + timedelta(days=n))
             if row is None or not row[0]:
                 continue
             ids = bitmaps.to_numpy(row[2].get())
             inside = ids < self._lookup.size
             mask = np.zeros(ids.size, dtype=bool)
             mask[inside] = self._lookup[ids[inside]]
-            purchases += int(np.frombuffer(row[6], dtype=np.int32)[mask].sum())
-            cents += int(np.frombuffer(row[5], dtype=np.int64)[mask].sum())
+            purchases += int(bitmaps.unpack_ints(row[6], ids.size)[mask].sum())
+            cents += int(bitmaps.unpack_ints(row[5], ids.size)[mask].sum())
         return purchases, cents
 
 
@@ -311,7 +317,11 @@ def _figures(reader: RollupReader, period: Period, customers: int) -> dict:
 def _reader(periods: list[Period], filters: Filters | None) -> RollupReader:
     reader = RollupReader(customers=customer_set(filters))
     with_previous = {q for p in periods for q in (p, p.previous())}
-    reader.load(sorted(with_previous, key=lambda p: p.start), repeat_ends=[p.end for p in periods])
+    reader.load(
+        sorted(with_previous, key=lambda p: p.start),
+        revenue_periods=periods,
+        repeat_ends=[p.end for p in periods],
+    )
     return reader
 
 

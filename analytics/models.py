@@ -24,8 +24,8 @@ class DailyRollup(models.Model):
     customer_checksum = models.BigIntegerField(default=0, editable=False)
     # Serialized pyroaring.BitMap: customers with a purchase that day (sorted ids)...
     active = models.BinaryField(default=b"", editable=False)
-    # ...and, aligned with those sorted ids, each one's spend in minor units (int64) and
-    # purchase count (int32): the per-customer figures filters and deciles need.
+    # ...and, aligned with those sorted ids, each one's spend in minor units and purchase
+    # count (bitmaps.pack_ints): the per-customer figures filters and deciles need.
     amounts = models.BinaryField(default=b"", editable=False)
     counts = models.BinaryField(default=b"", editable=False)
     # Customers whose first / second completed purchase ever was that day.

@@ -170,8 +170,8 @@ def _daily_row(day: date, figures: DayFigures | None, first, second) -> DailyRol
         row.revenue = cents_to_decimal(figures.revenue_cents)
         row.customer_checksum = figures.checksum
         row.active = bitmaps.dump(bitmaps.from_ids(figures.ids))
-        row.amounts = figures.cents.astype(np.int64).tobytes()
-        row.counts = figures.counts.astype(np.int32).tobytes()
+        row.amounts = bitmaps.pack_ints(figures.cents)
+        row.counts = bitmaps.pack_ints(figures.counts)
     return row
 
 

@@ -226,3 +226,19 @@ def test_deciles_order_ties_by_customer_id(shop):
     assert [
         row["customers"] for row in decile_table(start=date(2026, 1, 1), end=date(2026, 1, 31))
     ] == [1] * 10
+
+
+def test_large_amounts_and_counts_survive_the_compact_storage(shop):
+    big = shop.customer("big", prefecture="13")
+    small = shop.customer("small", prefecture="13")
+    for hour in range(20):  # 300 purchases on one day: a count above 255
+        for minute in range(15):
+            shop.buy(small, jst(2026, 2, 3, hour, minute), "0.01")
+    shop.buy(big, jst(2026, 2, 3, 10), "98765432.10")  # above 2**31 in cents
+    rebuild_rollups()
+    start = end = date(2026, 2, 3)
+    expected = oracle.with_comparisons(oracle.snapshot(), start, end)
+    assert_same(
+        kpis_with_comparisons(start=start, end=end, filters=Filters(prefecture="13")), expected
+    )
+    assert decile_table(start=start, end=end)[0]["revenue"] == Decimal("98765432.10")
