@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone, translation
@@ -185,3 +186,45 @@ def test_export_rows_reads_every_row_once_in_chunks():
     rows = list(export_rows(Customer.objects.all(), chunk_size=7))
     assert [c.pk for c in rows] == sorted((c.pk for c in customers), reverse=True)
     assert [c.tag_names for c in rows if c.tag_names] == [["VIP"]] * 7
+
+
+def test_xlsx_keeps_each_kind_of_value(settings):
+    # Read back by openpyxl, an independent reader of the format: every kind of value a
+    # column can give comes back as itself, text that looks like markup stays text.
+    settings.TIME_ZONE = "Asia/Tokyo"
+    values = [
+        "a < b & c > d",
+        "  spaces kept  ",
+        "壊れた\ud800文字",
+        True,
+        False,
+        42,
+        Decimal("1980.50"),
+        date(2024, 2, 29),
+        datetime(2026, 1, 31, 15, 30, 15, tzinfo=UTC),
+        None,
+        "=1+1",
+    ]
+    columns = [Column(f"c{n}", lambda row, n=n: row[n]) for n in range(len(values))]
+    file = io.BytesIO()
+    with timezone.override("Asia/Tokyo"):
+        assert write_xlsx(file, columns, [values], sheet_title="A & <B>") == 1
+    workbook = load_workbook(file)
+    assert workbook.sheetnames == ["A & <B>"]
+    header, row = workbook.active.iter_rows()
+    assert [c.value for c in header] == [f"c{n}" for n in range(len(values))]
+    assert [c.value for c in row] == [
+        "a < b & c > d",
+        "  spaces kept  ",
+        "壊れた文字",
+        True,
+        False,
+        42,
+        1980.5,
+        datetime(2024, 2, 29),
+        datetime(2026, 2, 1, 0, 30, 15),
+        None,
+        "'=1+1",
+    ]
+    assert row[7].number_format == "yyyy-mm-dd"
+    assert row[8].number_format == "yyyy-mm-dd h:mm:ss"
