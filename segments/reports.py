@@ -156,38 +156,6 @@ def decile_table(*, run: ScoringRun) -> list[dict]:
 # --- Pareto -----------------------------------------------------------------------------------
 
 
-def _curve_points(scores, *, n: int, points: int) -> list[dict]:
-    """Exact points of the curve without sorting the scores.
-
-    ``cumulative_share`` grows with the customer's position in the scoring order, so the
-    customers whose share falls in a bucket [k/points, (k+1)/points) are the next ones in
-    that order: counting them per bucket (a hash aggregate) gives the position reached and
-    the share there. Buckets of revenue share put most points where the curve climbs; the
-    deciles add a point every 10% of customers along the flat tail.
-    """
-    by_bucket = (
-        scores.annotate(bucket=Floor(F("cumulative_share") * points))
-        .values("bucket")
-        .annotate(customers=Count("id"), share=Max("cumulative_share"))
-        .order_by("bucket")
-    )
-    by_decile = (
-        scores.values("decile")
-        .annotate(customers=Count("id"), share=Max("cumulative_share"))
-        .order_by("decile")
-    )
-    reached: dict[int, float] = {}
-    for groups in (by_bucket, by_decile):
-        position = 0
-        for group in groups:
-            position += group["customers"]
-            reached[position] = group["share"]
-    return [
-        {"customer_share": position / n, "revenue_share": reached[position]}
-        for position in sorted(reached)
-    ]
-
-
 def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
     """The Pareto (Lorenz-style) curve: customers ordered by monetary descending (ties by
     customer id, the scoring order), x = share of customers so far, y = their cumulative
@@ -196,37 +164,51 @@ def pareto_curve(*, run: ScoringRun, points: int = 100) -> dict:
 
     Also: the revenue share of the top 20% of customers (deciles 1-2, the run's ``top20``),
     and the customers and revenue of each Pareto class.
+
+    One pass, no sort of the scores: the decile, the bucket of revenue share
+    (``cumulative_share`` cut in ``points`` steps) and the Pareto class all grow with the
+    customer's position in the scoring order, so the groups of equal (decile, bucket, class),
+    taken in that order, follow the order of the customers: counting the customers group by
+    group gives the position reached and ``max(cumulative_share)`` the share there. Revenue
+    buckets put most points where the curve climbs; deciles add one every 10% of customers
+    along the flat tail.
     """
-    scores = _scores(run)
-    classes = {
-        row["pareto_class"]: row
-        for row in scores.values("pareto_class").annotate(
-            customers=Count("id"), revenue=Sum("monetary")
-        )
-    }
-    n = sum(row["customers"] for row in classes.values())
-    total_revenue = sum((Decimal(row["revenue"] or 0) for row in classes.values()), Decimal(0))
-    curve = [{"customer_share": 0.0, "revenue_share": 0.0}]
-    if n:
-        curve += _curve_points(scores, n=n, points=points)
-    top20 = scores.filter(top20=True).aggregate(customers=Count("id"), revenue=Sum("monetary"))
+    groups = list(
+        _scores(run)
+        .annotate(bucket=Floor(F("cumulative_share") * points))
+        .values("decile", "bucket", "pareto_class")
+        .annotate(customers=Count("id"), revenue=Sum("monetary"), share=Max("cumulative_share"))
+        .order_by("decile", "bucket", "pareto_class")
+    )
+    n = sum(group["customers"] for group in groups)
+    total_revenue = sum((Decimal(group["revenue"] or 0) for group in groups), Decimal(0))
+    curve, position = [{"customer_share": 0.0, "revenue_share": 0.0}], 0
+    classes = {cls.value: {"customers": 0, "revenue": Decimal(0)} for cls in ParetoClass}
+    top20 = {"customers": 0, "revenue": Decimal(0)}
+    for group in groups:
+        position += group["customers"]
+        curve.append({"customer_share": position / n, "revenue_share": group["share"]})
+        revenue = Decimal(group["revenue"] or 0)
+        classes[group["pareto_class"]]["customers"] += group["customers"]
+        classes[group["pareto_class"]]["revenue"] += revenue
+        if group["decile"] <= 2:
+            top20["customers"] += group["customers"]
+            top20["revenue"] += revenue
     return {
         "customers": n,
         "revenue": total_revenue,
         "points": curve,
         "top20_customers": top20["customers"],
         "top20_customer_share": _share(top20["customers"], n),
-        "top20_revenue_share": _share(top20["revenue"] or 0, total_revenue),
+        "top20_revenue_share": _share(top20["revenue"], total_revenue),
         "classes": [
             {
                 "pareto_class": cls.value,
                 "name": cls.label,
-                "customers": classes.get(cls.value, {}).get("customers", 0),
-                "share": _share(classes.get(cls.value, {}).get("customers", 0), n),
-                "revenue": Decimal(classes.get(cls.value, {}).get("revenue") or 0),
-                "revenue_share": _share(
-                    classes.get(cls.value, {}).get("revenue") or 0, total_revenue
-                ),
+                "customers": classes[cls.value]["customers"],
+                "share": _share(classes[cls.value]["customers"], n),
+                "revenue": classes[cls.value]["revenue"],
+                "revenue_share": _share(classes[cls.value]["revenue"], total_revenue),
             }
             for cls in ParetoClass
         ],
