@@ -58,8 +58,12 @@ def label_legend() -> list[dict]:
     for r in reversed(reports.SCORES):
         labels = [rfm_label(r, fm) for fm in reports.SCORES]
         cells = [
-            {"fm": fm, "label": label.value, "name": label.label}
-            | {"definition": reports.LABEL_DEFINITIONS[label]}
+            {
+                "fm": fm,
+                "label": label.value,
+                "name": label.label,
+                "definition": reports.LABEL_DEFINITIONS[label],
+            }
             for fm, label in zip(reports.SCORES, labels, strict=True)
         ]
         rows.append({"r": r, "cells": cells})
@@ -97,7 +101,7 @@ def rfm_overview(request):
             "pareto": {
                 "x": [point["customer_share"] for point in pareto["points"]],
                 "y": [point["revenue_share"] for point in pareto["points"]],
-                "top20": pareto["top20_revenue_share"],
+                "top20": [pareto["top20_customer_share"], pareto["top20_revenue_share"]],
             },
             "text": {
                 "revenue": _("Revenue"),
@@ -105,6 +109,7 @@ def rfm_overview(request):
                 "customers": _("Share of customers"),
                 "cumulative": _("Cumulative share of revenue"),
                 "equality": _("Equal shares"),
+                "top20": _("Top 20% of customers"),
             },
         },
         "before": before,

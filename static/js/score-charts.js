@@ -47,7 +47,7 @@ document.addEventListener("DOMContentLoaded", () => {
         datasets: [
           { label: text.cumulative, data: points, borderColor: accent, backgroundColor: accent, pointRadius: 0, fill: false, tension: 0 },
           { label: text.equality, data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], borderColor: "#9aa3b2", borderDash: [4, 4], pointRadius: 0 },
-          { label: "20%", data: [{ x: 0.2, y: data.pareto.top20 }], borderColor: "#cf222e", backgroundColor: "#cf222e", pointRadius: 5, showLine: false },
+          { label: text.top20, data: [{ x: data.pareto.top20[0], y: data.pareto.top20[1] }], borderColor: "#cf222e", backgroundColor: "#cf222e", pointRadius: 5, showLine: false },
         ],
       },
       options: {
