@@ -179,3 +179,22 @@ def test_incremental_refresh_equals_full_recompute(batches):
     incremental = normalised(rollup_state())
     rebuild_rollups()
     assert incremental == normalised(rollup_state())
+
+
+def test_the_beat_task_refreshes_in_a_celery_worker(celery_worker, shop):
+    from analytics.tasks import refresh_analytics
+    from tests.conftest import wait_for
+
+    customer = shop.customer("w1")
+    shop.buy(customer, jst(2026, 3, 3, 0, 30), "120")
+    refresh_analytics.delay()
+    wait_for(lambda: DailyRollup.objects.filter(day=date(2026, 3, 3), purchases=1).exists(), 60)
+    shop.buy(customer, jst(2026, 3, 4, 9), "80")
+    refresh_analytics.delay()
+    wait_for(lambda: DailyRollup.objects.filter(day=date(2026, 3, 4)).exists(), 60)
+    figures = kpis_with_comparisons(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    assert (figures["purchases"], figures["revenue"], figures["repeat_rate"]) == (
+        2,
+        Decimal("200.00"),
+        1.0,
+    )
