@@ -53,10 +53,10 @@ from customers.api import AutoSchema as PositionalErrorsSchema
 from customers.models import Customer
 from customers.views import customer_export_columns
 from segments import tasks
-from segments.evaluation import BREAKDOWNS, breakdown, count_matching, sample_matching
 from segments.forms import update_segment
 from segments.membership import create_segment
-from segments.models import CustomerScore, ScoringRun, Segment, SegmentKind
+from segments.models import Segment, SegmentKind
+from segments.preview import live_preview
 from segments.rules import (
     FIELDS,
     GROUP_OPS,
@@ -72,7 +72,6 @@ from segments.rules import (
 
 VIEW = ("segments.view_segment",)
 MEMBERS = ("segments.view_segment", "customers.view_customer")
-SAMPLE_SIZE = 20
 MAX_INT = 2**31 - 1
 MAX_AMOUNT = 10**12
 
@@ -526,20 +525,6 @@ class CSVRenderer(renderers.BaseRenderer):
         return data
 
 
-def _with_labels(customers: list[Customer]) -> list[Customer]:
-    run = ScoringRun.objects.latest_succeeded()
-    labels = {}
-    if run is not None and customers:
-        labels = dict(
-            CustomerScore.objects.filter(
-                run=run, customer_id__in=[c.pk for c in customers]
-            ).values_list("customer_id", "rfm_label")
-        )
-    for customer in selectors.with_labels(customers):
-        customer.rfm_label = labels.get(customer.pk)
-    return customers
-
-
 class SegmentFilter(django_filters.FilterSet):
     class Meta:
         model = Segment
@@ -595,13 +580,10 @@ class SegmentViewSet(APIViewSetMixin, viewsets.ModelViewSet):
         the rules match now, without saving anything."""
         query = SegmentPreviewRequestSerializer(data=request.data)
         query.is_valid(raise_exception=True)
-        tree = checked_rules(query.validated_data["rules"])
-        data = {
-            "count": count_matching(tree),
-            "sample": _with_labels(sample_matching(tree, limit=SAMPLE_SIZE)),
-            "breakdowns": {by: breakdown(tree, by=by) for by in BREAKDOWNS},
-        }
-        return Response(SegmentPreviewSerializer(data).data)
+        figures = live_preview(checked_rules(query.validated_data["rules"]))
+        for customer in figures["sample"]:
+            customer.rfm_label = customer.score.rfm_label if customer.score else None
+        return Response(SegmentPreviewSerializer(figures).data)
 
     @extend_schema(responses={200: RuleFieldSerializer(many=True)})
     @action(

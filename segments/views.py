@@ -26,13 +26,12 @@ from crm.access import permission_required
 from crm.exporting import csv_response
 from customers import selectors
 from customers.models import Customer
-from customers.prefectures import Prefecture
 from customers.views import customer_export_columns
 from segments import tasks
-from segments.evaluation import BREAKDOWNS, breakdown, count_matching, sample_matching
 from segments.forms import SegmentForm, parse_rules, update_segment
 from segments.membership import create_segment
-from segments.models import CustomerScore, ScoringRun, Segment, SegmentKind, SegmentSize
+from segments.models import ScoringRun, Segment, SegmentKind, SegmentSize
+from segments.preview import live_preview, with_scores
 from segments.rules import FIELDS, OPERATOR_LABELS, field_catalogue
 
 VIEW = "segments.view_segment"
@@ -42,7 +41,6 @@ DELETE = "segments.delete_segment"
 VIEW_CUSTOMER = "customers.view_customer"
 
 MEMBERS_PAGE_SIZE = 50
-SAMPLE_SIZE = 20
 TREND_POINTS = 12
 HISTORY_ROWS = 30
 BREAKDOWN_TITLES = {
@@ -185,24 +183,6 @@ def segment_edit(request, pk: int):
     return render(request, "segments/builder/form.html", context)
 
 
-def _with_scores(customers: list[Customer]) -> list[Customer]:
-    """Sets ``prefecture_label`` and ``score`` (of the latest succeeded run, or None)."""
-    run = ScoringRun.objects.latest_succeeded()
-    scores = {}
-    if run is not None and customers:
-        scores = {
-            score.customer_id: score
-            for score in CustomerScore.objects.filter(
-                run=run, customer_id__in=[c.pk for c in customers]
-            ).only("customer_id", "rfm_label", "decile")
-        }
-    prefectures = dict(Prefecture.choices)
-    for customer in customers:
-        customer.prefecture_label = prefectures.get(customer.prefecture, "")
-        customer.score = scores.get(customer.pk)
-    return customers
-
-
 def _placed(errors: list[dict[str, str]]) -> list[dict[str, str]]:
     """The errors with ``where``: "Condition 2.1" for conditions.1.conditions.0 (numbered as
     the builder shows them), "Rules" for the tree as a whole."""
@@ -222,12 +202,13 @@ def segment_preview(request):
     tree, errors = parse_rules(request.POST.get("rules", ""))
     context: dict[str, Any] = {"rule_errors": _placed(errors)}
     if not errors:
+        figures = live_preview(tree)
         context.update(
-            count=count_matching(tree),
-            sample=_with_scores(sample_matching(tree, limit=SAMPLE_SIZE)),
+            count=figures["count"],
+            sample=figures["sample"],
             breakdowns=[
-                {"by": by, "title": BREAKDOWN_TITLES[by], "rows": breakdown(tree, by=by)}
-                for by in BREAKDOWNS
+                {"by": by, "title": BREAKDOWN_TITLES[by], "rows": figures["breakdowns"][by]}
+                for by in BREAKDOWN_TITLES
             ],
         )
     return render(request, "segments/builder/_preview.html", context)
@@ -307,7 +288,8 @@ def _members_page(segment: Segment, user, after: int | None) -> tuple[list[Custo
         members = members.filter(id__gt=after)
     rows = list(members[: MEMBERS_PAGE_SIZE + 1])
     next_after = rows[MEMBERS_PAGE_SIZE - 1].pk if len(rows) > MEMBERS_PAGE_SIZE else None
-    return _with_scores(rows[:MEMBERS_PAGE_SIZE]), next_after
+    run = ScoringRun.objects.latest_succeeded()
+    return with_scores(rows[:MEMBERS_PAGE_SIZE], run=run), next_after
 
 
 @require_GET

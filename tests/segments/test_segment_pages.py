@@ -376,3 +376,29 @@ def test_refresh_now_re_takes_the_members_in_a_worker(client_as, marketer, celer
     assert segment.member_count == len(expected_tokyo_and_consent()) == 1
     html = client.get(detail, **EN).content.decode()
     assert re.search(r'id="member-count">1<', html)
+
+
+@pytest.mark.parametrize("scored", [True, False])
+def test_live_preview_agrees_with_counting_each_breakdown_on_its_own(scored):
+    """The preview's one grouped query gives what count_matching and breakdown() give."""
+    from segments.evaluation import BREAKDOWNS, breakdown, count_matching
+    from segments.preview import live_preview
+
+    run = ScoringRunFactory() if scored else None
+    for n, prefecture in enumerate(["13", "13", "27", "", "01", "13"]):
+        customer = (
+            consenting(prefecture=prefecture) if n % 2 else CustomerFactory(prefecture=prefecture)
+        )
+        if run and n < 4:
+            CustomerScoreFactory(
+                run=run, customer=customer, decile=n + 1, rfm_label=[*RfmLabel][n % 3]
+            )
+    rules = {"op": "or", "conditions": [{"field": "prefecture", "op": "not_in", "value": ["01"]}]}
+    figures = live_preview(rules)
+    assert figures["count"] == count_matching(rules) == 5
+    for by in BREAKDOWNS:
+        expected = [
+            {"key": row["key"], "label": row["label"], "count": row["count"]}
+            for row in breakdown(rules, by=by)
+        ]
+        assert figures["breakdowns"][by] == expected, by
