@@ -176,6 +176,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "analytics.tasks.verify_analytics",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Imports whose worker died are failed after 30 minutes without progress.
+    "fail-stalled-imports": {"task": "customers.tasks.fail_stalled_imports", "schedule": 300.0},
+    "data-quality-refresh": {
+        "task": "customers.tasks.refresh_data_quality",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
 # Scoring runs whose per-customer scores are kept (older runs keep only their summary).
 SCORING_KEEP_RUNS = env.int("SCORING_KEEP_RUNS", default=14)

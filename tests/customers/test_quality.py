@@ -34,6 +34,7 @@ from tests.crm.test_auth import csrf_token
 from tests.customers.factories import CustomerFactory, PurchaseFactory
 
 pytestmark = pytest.mark.django_db
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
 
 
 def validate_against_schema(response, path: str, method: str, **path_parameters) -> None:
@@ -378,3 +379,31 @@ def test_merged_and_erased_records_leave_the_listed_duplicates_at_once(client_as
     html = client.get("/data-quality/duplicates/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "same@example.jp" not in html and "0312345678" not in html
     assert "No probable duplicates" in html
+
+
+def test_the_nightly_task_recomputes_the_cached_figures(client_as, marketer, population):
+    from customers.tasks import refresh_data_quality
+
+    client = client_as(marketer)
+    assert "4 customers are counted" in client.get("/data-quality/", **EN).content.decode()
+    CustomerFactory()
+    assert "4 customers are counted" in client.get("/data-quality/", **EN).content.decode()
+    refresh_data_quality.apply()  # in this process: the figures are in its cache
+    assert "5 customers are counted" in client.get("/data-quality/", **EN).content.decode()
+
+
+def test_the_beat_schedule_runs_the_refresh_nightly_and_the_import_watchdog():
+    from django.conf import settings
+
+    from crm.celery import app
+
+    schedule = {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    nightly = schedule["customers.tasks.refresh_data_quality"]
+    assert nightly.hour == {2} and nightly.minute == {30}
+    assert schedule["customers.tasks.fail_stalled_imports"] <= 600
+    app.loader.import_default_modules()
+    assert {"customers.tasks.refresh_data_quality", "customers.tasks.fail_stalled_imports"} <= set(
+        app.tasks
+    )
