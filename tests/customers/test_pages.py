@@ -751,3 +751,44 @@ def test_a_rejected_edit_keeps_the_saved_name_in_the_heading(client_as, sales):
     html = response.content.decode()
     assert "<h1>Edit 山田 太郎</h1>" in html
     assert 'value="佐藤"' in html  # what was typed stays in the form
+
+
+def test_the_admin_shows_and_edits_a_customers_tags_inline(make_user):
+    from django.test import Client
+
+    admin = make_user(is_staff=True, is_superuser=True, username="root")
+    customer = CustomerFactory()
+    customer.tags.add(TagFactory(name="VIP"))
+    new_tag = TagFactory(name="定期便")
+    client = Client()
+    client.force_login(admin)
+    url = f"/admin/customers/customer/{customer.pk}/change/"
+    page = client.get(url, **EN)
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {
+        **{k: v for k, v in form.initial.items() if v is not None and k != "sns_accounts"},
+        "sns_accounts": "{}",
+        "external_id": customer.external_id,
+    }
+    inline = next(f for f in page.context["inline_admin_formsets"] if f.formset.prefix)
+    prefix = inline.formset.prefix
+    existing = inline.formset.forms[0].instance
+    data.update(
+        {
+            f"{prefix}-TOTAL_FORMS": "2",
+            f"{prefix}-INITIAL_FORMS": "1",
+            f"{prefix}-0-id": existing.pk,
+            f"{prefix}-0-customer": customer.pk,
+            f"{prefix}-0-tag": existing.tag_id,
+            f"{prefix}-1-customer": customer.pk,
+            f"{prefix}-1-tag": new_tag.pk,
+        }
+    )
+    for formset in page.context["inline_admin_formsets"]:
+        other = formset.formset.prefix
+        if other != prefix:
+            data.update({f"{other}-TOTAL_FORMS": "0", f"{other}-INITIAL_FORMS": "0"})
+    response = client.post(url, data, **EN)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert sorted(customer.tags.values_list("name", flat=True)) == ["VIP", "定期便"]
