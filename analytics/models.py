@@ -21,16 +21,16 @@ class DailyRollup(models.Model):
     revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
     # Sum of customer_id x purchases of the day: with purchases and revenue, a cheap checksum
     # the nightly verification compares against the purchases table.
-    customer_checksum = models.BigIntegerField(default=0, editable=False)
+    customer_checksum = models.BigIntegerField(_("customer checksum"), default=0, editable=False)
     # Serialized pyroaring.BitMap: customers with a purchase that day (sorted ids)...
-    active = models.BinaryField(default=b"", editable=False)
+    active = models.BinaryField(_("active customers"), default=b"", editable=False)
     # ...and, aligned with those sorted ids, each one's spend in minor units and purchase
     # count (bitmaps.pack_ints): the per-customer figures filters and deciles need.
-    amounts = models.BinaryField(default=b"", editable=False)
-    counts = models.BinaryField(default=b"", editable=False)
+    amounts = models.BinaryField(_("spend per customer"), default=b"", editable=False)
+    counts = models.BinaryField(_("purchases per customer"), default=b"", editable=False)
     # Customers whose first / second completed purchase ever was that day.
-    first_buyers = models.BinaryField(default=b"", editable=False)
-    second_buyers = models.BinaryField(default=b"", editable=False)
+    first_buyers = models.BinaryField(_("first-time buyers"), default=b"", editable=False)
+    second_buyers = models.BinaryField(_("second-time buyers"), default=b"", editable=False)
     refreshed_at = models.DateTimeField(_("refreshed at"), auto_now=True)
 
     class Meta:
@@ -50,9 +50,9 @@ class MonthlyRollup(models.Model):
     month = models.DateField(_("month"), primary_key=True)
     purchases = models.PositiveIntegerField(_("purchases"), default=0)
     revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
-    active = models.BinaryField(default=b"", editable=False)
-    first_buyers = models.BinaryField(default=b"", editable=False)
-    second_buyers = models.BinaryField(default=b"", editable=False)
+    active = models.BinaryField(_("active customers"), default=b"", editable=False)
+    first_buyers = models.BinaryField(_("first-time buyers"), default=b"", editable=False)
+    second_buyers = models.BinaryField(_("second-time buyers"), default=b"", editable=False)
 
     class Meta:
         verbose_name = _("monthly rollup")
@@ -138,7 +138,7 @@ class RollupState(models.Model):
     refreshed_at = models.DateTimeField(_("refreshed at"), null=True, blank=True)
     verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
     # Bumped by every refresh: the key of the cached customer-attribute bitmaps.
-    version = models.PositiveIntegerField(default=0, editable=False)
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
 
     class Meta:
         verbose_name = _("rollup state")
