@@ -402,3 +402,17 @@ def test_live_preview_agrees_with_counting_each_breakdown_on_its_own(scored):
             for row in breakdown(rules, by=by)
         ]
         assert figures["breakdowns"][by] == expected, by
+
+
+def test_a_requested_refresh_shows_until_the_members_are_refreshed(client_as, marketer):
+    # Without a worker (and inside the test's transaction) the task never runs: the page
+    # keeps saying a refresh was asked for.
+    segment = SegmentFactory(name="待ち")
+    client = client_as(marketer)
+    detail = f"/segments/{segment.pk}/"
+    client.post(
+        f"/segments/{segment.pk}/refresh/", {"csrfmiddlewaretoken": page_token(client, detail)}
+    )
+    segment.refresh_from_db()
+    assert segment.refresh_requested_at is not None
+    assert "Refresh requested" in client.get(detail, **EN).content.decode()
