@@ -168,10 +168,10 @@ def rules() -> list[tuple[str, list[dict]]]:
 def explain(tree: dict) -> str:
     from django.db import connection
 
-    from segments.evaluation import matching_customers
+    from segments.evaluation import evaluation_settings, matching_customers
 
     sql, params = matching_customers(tree).values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
+    with evaluation_settings(), connection.cursor() as cursor:  # as count_matching runs it
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM ({sql}) q", params)  # noqa: S608
         return "\n".join(row[0] for row in cursor.fetchall())
 
