@@ -8,7 +8,8 @@ earlier) with the app's own aggregation, scoring and COPY (``segments.aggregatio
 each report of ``segments.reports`` on the later run (median of ``--repeat``), the whole RFM
 page and the scores API figures as a signed-in sales user, and with ``--export`` the CSV
 export of the page streamed to the end. The two runs and the user are deleted at the end,
-whatever happens; no other run is touched.
+whatever happens; no other run is touched. ``--explain`` prints the plan of the migration
+matrix's query.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--export", action="store_true", help="also stream the CSV export")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the plan of the migration matrix query"
+    )
     args = parser.parse_args()
 
     import django
@@ -119,6 +123,14 @@ def main() -> None:
             total += ms
             print(f"  {name:<20} {ms:8.0f} ms")
         print(f"  {'all reports':<20} {total:8.0f} ms")
+        if args.explain:
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as queries:
+                reports.migration_matrix(before=earlier, after=latest)
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + queries[-1]["sql"])
+                print("\n".join(row[0] for row in cursor.fetchall()))
         matrix = reports.migration_matrix(before=earlier, after=latest)
         print(
             f"  migration: {matrix['total']:,} customers, {matrix['unchanged']:,} kept their "
