@@ -7,11 +7,14 @@ import csv
 import io
 import re
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from django.utils import timezone
 
 from segments.models import RunPhase, RunStatus, RunTrigger, ScoringRun
+from tests.conftest import wait_for
+from tests.customers.factories import CustomerFactory, PurchaseFactory
 from tests.segments.score_rows import LABELS, make_run, random_rows, scored_run, write_scores
 
 pytestmark = pytest.mark.django_db
@@ -256,3 +259,34 @@ def test_pages_in_japanese(client_as, marketer):
     scored_run(6, seed=10)
     html = _text(client_as(marketer).get("/segments/scores/", HTTP_ACCEPT_LANGUAGE="ja"))
     assert '<html lang="ja">' in html
+
+
+def test_run_started_on_the_page_is_scored_by_the_worker_and_shown(
+    client_as, marketer, celery_worker
+):
+    """End to end: the button, a real worker, the status fragment the page polls, and the
+    RFM page of the new run computed from the purchases."""
+    for n, customer in enumerate(CustomerFactory.create_batch(4), start=1):
+        PurchaseFactory(
+            customer=customer,
+            purchased_at=datetime(2026, 10, n, 3, 0, tzinfo=UTC),
+            total=1000 * n,
+        )
+    client = client_as(marketer)
+
+    started = _csrf_post(client, "/segments/scores/runs/start/")
+
+    run = ScoringRun.objects.get()
+    assert started["Location"] == f"/segments/scores/runs/{run.pk}/"
+
+    # What the progress block polls, until it stops polling.
+    def finished_fragment() -> str | None:
+        html = _text(client.get(f"/segments/scores/runs/{run.pk}/", **HTMX, **EN))
+        return None if "hx-trigger" in html else html
+
+    fragment = wait_for(finished_fragment, 60)
+    assert "4 customers scored" in fragment
+    html = _text(client.get("/segments/scores/", **EN))
+    assert f"Scoring run #{run.pk} as of" in html
+    # The top customer (4,000 of 10,000 yen) alone is the top 20%: 40% of revenue.
+    assert "bring <strong>40.0%</strong> of revenue" in html
