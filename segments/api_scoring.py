@@ -138,7 +138,12 @@ class ScoringRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
     parser_classes = [JSONParser]
     ordering = ("-created_at", "-id")
-    required_permissions = {"GET": VIEW_RUNS, "HEAD": VIEW_RUNS, "POST": RUN_SCORING}
+    required_permissions = {
+        "GET": VIEW_RUNS,
+        "HEAD": VIEW_RUNS,
+        "OPTIONS": VIEW_RUNS,
+        "POST": RUN_SCORING,
+    }
 
     @extend_schema(
         request=ScoringRunRequestSerializer,
