@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from crm.demo import DEMO_USERS, create_demo_users
 from customers.demo_data import seed_demo_data
 from customers.models import Customer
+from segments.demo import score_and_segment_demo_data
 
 
 class Command(BaseCommand):
@@ -32,6 +33,11 @@ class Command(BaseCommand):
                 f"Created {summary.customers:,} customers with {summary.purchases:,} purchases, "
                 f"{summary.tickets:,} support tickets and {summary.interactions:,} "
                 f"interactions in {summary.seconds:.1f} s."
+            )
+            run, segments = score_and_segment_demo_data()
+            self.stdout.write(
+                f"Scored {run.customers_scored:,} customers (scoring run #{run.pk}); "
+                f"created {len(segments)} demo segments."
             )
         self.stdout.write("Demo logins (username / password / role):")
         for demo in DEMO_USERS:
