@@ -173,9 +173,10 @@ def execute_scoring_run(*, run: ScoringRun) -> ScoringRun:
 
 def _after_success(*, run_id: int) -> None:
     prune_score_history()
-    from segments.tasks import refresh_dynamic_segments
+    from segments.tasks import refresh_dynamic_segments, warm_score_reports
 
     refresh_dynamic_segments.delay(run_id)
+    warm_score_reports.delay(run_id)
 
 
 def summarise(scored: pd.DataFrame) -> dict:

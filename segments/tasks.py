@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from segments import membership, runs
+from segments import membership, reports, runs
 from segments.models import ScoringRun, Segment
 
 # Only a database that is briefly unreachable is worth retrying; a run records its own
@@ -46,3 +46,10 @@ def refresh_segment(segment_id: int) -> None:
 def refresh_dynamic_segments(run_id: int | None = None) -> None:
     run = ScoringRun.objects.filter(pk=run_id).first() if run_id else None
     membership.refresh_dynamic_segments(run=run)
+
+
+@shared_task(**RETRY)
+def warm_score_reports(run_id: int) -> None:
+    run = ScoringRun.objects.succeeded().filter(pk=run_id).first()
+    if run is not None:
+        reports.warm_cache(run=run)

@@ -255,3 +255,17 @@ def test_cached_reports_are_computed_once_per_run(run_and_rows, django_assert_nu
     matrix = reports.cached(reports.migration_matrix, before=run, after=other)
     assert matrix["total"] == len(rows) + 3
     assert reports.cached(reports.migration_matrix, before=other, after=run) != matrix
+
+
+def test_warming_a_new_run_caches_every_report_of_its_page(django_assert_num_queries):
+    earlier, _rows = scored_run(20, seed=3, minutes_ago=60)
+    run, _rows = scored_run(25, seed=4, minutes_ago=5)
+
+    reports.warm_cache(run=run)
+
+    with django_assert_num_queries(0):
+        reports.cached(reports.rf_grid, run=run)
+        reports.cached(reports.label_distribution, run=run)
+        reports.cached(reports.decile_table, run=run)
+        reports.cached(reports.pareto_curve, run=run)
+        reports.cached(reports.migration_matrix, before=earlier, after=run)
