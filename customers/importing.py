@@ -23,11 +23,12 @@ What an import changes:
 
 Speed: validation is a few precompiled regular expressions and dictionary look-ups per row,
 with no query per row, and runs in a thread one batch ahead of the writing (``_read_ahead``).
-Purchases, the big tables, are written on PostgreSQL by the fast path
-``_PostgresPurchaseWriter`` (COPY into a temporary staging table, then set-based upserts);
-every other backend uses ``_PortablePurchaseWriter`` (bulk_create with update_conflicts).
-Customers, far fewer and merged cell by cell, use one portable path. Memory stays flat
-whatever the size of the file: a few batches of rows and the first errors.
+On PostgreSQL the named fast paths write: ``_PostgresPurchaseWriter`` (COPY of 50,000 rows
+into a staging table, then a few set-based statements: customers and existing orders
+resolved in SQL, new orders plain inserts) and ``_PostgresCustomerWriter`` (customers merged
+in Python, then COPY and one upsert). Every other backend uses ``_PortablePurchaseWriter``
+and ``_CustomerWriter`` (bulk_create with update_conflicts). Memory stays flat whatever the
+size of the file: a few batches of rows (purchases travel as CSV text) and the first errors.
 """
 
 from __future__ import annotations

@@ -154,7 +154,12 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from customers.importing import BATCH_SIZE, import_customers, import_purchases
+    from customers.importing import (
+        BATCH_SIZE,
+        COPY_BATCH_SIZE,
+        import_customers,
+        import_purchases,
+    )
 
     if connection.vendor != "postgresql":
         sys.exit("The benchmark runs on PostgreSQL only.")
@@ -170,7 +175,8 @@ def main() -> None:
         write_customers(customers_csv, prefix, customers, rng)
         orders = write_purchases(purchases_csv, prefix, args.rows, customers, rng)
         print(
-            f"PostgreSQL {connection.pg_version // 10000}, batch {BATCH_SIZE:,} rows; "
+            f"PostgreSQL {connection.pg_version // 10000}, batches of {BATCH_SIZE:,} customers"
+            f" and {COPY_BATCH_SIZE:,} purchase rows; "
             f"files written in {time.perf_counter() - started:.1f} s: {customers:,} customers "
             f"({customers_csv.stat().st_size / 2**20:,.0f} MiB, Shift_JIS), {args.rows:,} "
             f"purchase rows in {orders:,} orders ({purchases_csv.stat().st_size / 2**20:,.0f} MiB)"
