@@ -1191,15 +1191,9 @@ class _PostgresPurchaseWriter(_Writer):
                 f" channel FROM {orders} WHERE NOT existing"
             )
             result.created += cursor.rowcount
-            cursor.execute(
-                f"UPDATE {self.purchase} p SET customer_id = o.customer_id,"  # noqa: S608
-                " purchased_at = o.purchased_at, total = o.total, status = o.status,"
-                f" channel = o.channel FROM {orders} o WHERE o.existing AND p.id = o.purchase_id"
-                " AND (p.customer_id, p.purchased_at, p.total, p.status, p.channel)"
-                " IS DISTINCT FROM (o.customer_id, o.purchased_at, o.total, o.status, o.channel)"
-            )
             cursor.execute(f"SELECT count(*) FROM {orders} WHERE existing")  # noqa: S608
-            result.updated += cursor.fetchone()[0]
+            existing = cursor.fetchone()[0]
+            result.updated += existing
             # Items of a new purchase cannot exist yet: a plain insert; those of an existing
             # purchase are upserted. The last row of an order's sku wins.
             lines = (
@@ -1211,6 +1205,15 @@ class _PostgresPurchaseWriter(_Writer):
             )
             item = f"INSERT INTO {self.item} (purchase_id, product_id, quantity, unit_price)"
             cursor.execute(f"{item} {lines.format('NOT')}")
+            if not existing:
+                return
+            cursor.execute(
+                f"UPDATE {self.purchase} p SET customer_id = o.customer_id,"  # noqa: S608
+                " purchased_at = o.purchased_at, total = o.total, status = o.status,"
+                f" channel = o.channel FROM {orders} o WHERE o.existing AND p.id = o.purchase_id"
+                " AND (p.customer_id, p.purchased_at, p.total, p.status, p.channel)"
+                " IS DISTINCT FROM (o.customer_id, o.purchased_at, o.total, o.status, o.channel)"
+            )
             cursor.execute(
                 f"{item} {lines.format('')} ON CONFLICT (purchase_id, product_id) DO UPDATE"
                 " SET quantity = EXCLUDED.quantity, unit_price = EXCLUDED.unit_price"
