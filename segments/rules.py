@@ -830,7 +830,7 @@ def _register_builtin_fields() -> None:
             on="score",
             minimum=1,
             maximum=10,
-            help_text=_("1 is the top 10% of customers by revenue."),
+            help_text=_("1 is the top 10%, by revenue."),
         )
     )
     register_field(

@@ -109,7 +109,7 @@ def rfm_overview(request):
                 "customers": _("Share of customers"),
                 "cumulative": _("Cumulative share of revenue"),
                 "equality": _("Equal shares"),
-                "top20": _("Top 20% of customers"),
+                "top20": _("Top 20% mark"),
             },
         },
         "before": before,
