@@ -528,7 +528,9 @@ class SegmentFilter(django_filters.FilterSet):
         fields = ["kind"]
 
 
-_RULE_ERRORS: dict = {}  # rule errors are validation errors (400), documented by default
+# Rule errors are validation errors (400, documented by default); a 409 is another segment
+# taking the same name at the same moment.
+_RULE_ERRORS = {409: ConflictResponseSerializer}
 _NOT_FOUND = {404: ErrorResponse404Serializer}
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from customers import importing
 from customers.import_watchdog import STALL_AFTER, fail_stalled_imports
@@ -49,7 +49,8 @@ def test_an_import_that_keeps_reporting_progress_stays_running():
     assert job.status == ImportStatus.RUNNING
 
     stalled_at = start + timedelta(minutes=45) + STALL_AFTER
-    assert fail_stalled_imports(now=stalled_at) == [job.pk]
+    with translation.override("en"):  # the reason is stored in the language of the worker
+        assert fail_stalled_imports(now=stalled_at) == [job.pk]
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
     assert job.finished_at == stalled_at

@@ -166,7 +166,7 @@ def test_marketer_starts_a_run_and_a_second_one_is_refused_while_it_runs(client_
     html = _text(client.get("/segments/scores/runs/", **EN))
     assert "Run scoring now" in html and "No scoring run yet" in html
 
-    response = _csrf_post(client, "/segments/scores/runs/start/")
+    response = _csrf_post(client, "/segments/scores/runs/start/", **EN)
 
     run = ScoringRun.objects.get()
     assert response.status_code == 302
