@@ -53,8 +53,7 @@ from customers.api import AutoSchema as PositionalErrorsSchema
 from customers.models import Customer
 from customers.views import customer_export_columns
 from segments import tasks
-from segments.forms import update_segment
-from segments.membership import create_segment
+from segments.membership import create_segment, update_segment
 from segments.models import Segment, SegmentKind
 from segments.preview import live_preview
 from segments.rules import (

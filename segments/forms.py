@@ -11,10 +11,8 @@ import json
 from typing import Any
 
 from django import forms
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from segments.membership import refresh_segment
 from segments.models import Segment
 from segments.rules import RuleError, validate_rules
 
@@ -84,19 +82,3 @@ class SegmentForm(forms.ModelForm):
                 _("Some conditions are not complete or not valid; see the messages beside them."),
                 code="invalid",
             ) from error
-
-
-@transaction.atomic
-def update_segment(
-    *, segment: Segment, name: str, description: str, kind: str, rules: Any
-) -> Segment:
-    """Save the builder's changes and re-take the members at once, so the page shows the
-    members of the rules just saved (a static segment is frozen again with its new rules)."""
-    segment.name = name
-    segment.description = description
-    segment.kind = kind
-    segment.rules = validate_rules(rules)
-    segment.save(update_fields=["name", "description", "kind", "rules", "updated_at"])
-    refresh_segment(segment=segment, force=True)
-    segment.refresh_from_db()
-    return segment

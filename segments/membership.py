@@ -99,3 +99,19 @@ def create_segment(
     refresh_segment(segment=segment, force=True)
     segment.refresh_from_db()
     return segment
+
+
+@transaction.atomic
+def update_segment(
+    *, segment: Segment, name: str, description: str, kind: str, rules: Any
+) -> Segment:
+    """Save the builder's changes and re-take the members at once, so the page shows the
+    members of the rules just saved (a static segment is frozen again with its new rules)."""
+    segment.name = name
+    segment.description = description
+    segment.kind = kind
+    segment.rules = validate_rules(rules)
+    segment.save(update_fields=["name", "description", "kind", "rules", "updated_at"])
+    refresh_segment(segment=segment, force=True)
+    segment.refresh_from_db()
+    return segment

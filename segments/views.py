@@ -28,8 +28,8 @@ from customers import selectors
 from customers.models import Customer
 from customers.views import customer_export_columns
 from segments import tasks
-from segments.forms import SegmentForm, parse_rules, update_segment
-from segments.membership import create_segment
+from segments.forms import SegmentForm, parse_rules
+from segments.membership import create_segment, update_segment
 from segments.models import ScoringRun, Segment, SegmentKind, SegmentSize
 from segments.preview import live_preview, with_scores
 from segments.rules import FIELDS, OPERATOR_LABELS, field_catalogue
