@@ -350,6 +350,11 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Campaign tracking ----------------------------------------------------------------------
+# Public base URL of the site: e-mails carry absolute links (open pixel, click redirect,
+# unsubscribe) built on it, e.g. https://crm.example.com.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
+
 # --- Demo -----------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="crm-demo-2026")
 
