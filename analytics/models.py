@@ -9,6 +9,7 @@ purchases only) by ``analytics.rollups`` and can be rebuilt from it at any time.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -147,3 +148,132 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return str(_("Rollups refreshed at %(when)s") % {"when": self.refreshed_at})
+
+
+# --- Goals ------------------------------------------------------------------------------------
+# Numeric targets for the KPIs of analytics.kpis (the articles' first step of CRM: set goals);
+# their progress is computed by analytics.goals, never stored.
+
+
+class GoalKpi(models.TextChoices):
+    """The KPIs a goal can target: the keys of ``analytics.kpis.kpis()``."""
+
+    CUSTOMERS = "customers", _("Customers")
+    ACTIVE_CUSTOMERS = "active_customers", _("Active customers")
+    NEW_CUSTOMERS = "new_customers", _("New customers")
+    REVENUE = "revenue", _("Revenue")
+    PURCHASES = "purchases", _("Purchases")
+    AOV = "aov", _("Average order value")
+    PURCHASES_PER_CUSTOMER = "purchases_per_customer", _("Purchases per customer")
+    SPEND_PER_CUSTOMER = "spend_per_customer", _("Spend per customer")
+    REPEAT_RATE = "repeat_rate", _("Repeat rate")
+    RETENTION_RATE = "retention_rate", _("Retention rate")
+    CHURN_RATE = "churn_rate", _("Churn rate")
+
+
+# Stored as fractions 0-1 (forms take percent); their "change" targets are in points.
+RATE_KPIS = frozenset({GoalKpi.REPEAT_RATE, GoalKpi.RETENTION_RATE, GoalKpi.CHURN_RATE})
+
+
+class GoalTargetKind(models.TextChoices):
+    ABSOLUTE = "absolute", _("Reach a value")
+    # Rates: points (0.05 = +5 points); amounts and counts: percent (0.10 = +10%).
+    CHANGE = "change", _("Change vs the previous period")
+
+
+class Goal(models.Model):
+    """A target for one KPI over a period (calendar dates start..end inclusive).
+
+    ``target`` is the value to reach (``absolute``) or the change to make against
+    ``baseline`` (``change``): for rates in points, for amounts and counts as a fraction
+    (0.10 = +10%). Rates, and every percent or point, are stored as fractions.
+
+    ``baseline`` is the KPI over the equal-length period just before ``start``, frozen once
+    that period is over (at creation, or by the first progress computation after ``start``
+    for a goal set ahead), so "+5 points" stays measured against the value the goal was set
+    against even if history is corrected later; it is recomputed only when the KPI or the
+    period of the goal is edited.
+    """
+
+    kpi = models.CharField(_("KPI"), max_length=32, choices=GoalKpi.choices)
+    start = models.DateField(_("start"))
+    end = models.DateField(_("end"))
+    target_kind = models.CharField(
+        _("kind of target"),
+        max_length=16,
+        choices=GoalTargetKind.choices,
+        default=GoalTargetKind.ABSOLUTE,
+    )
+    target = models.DecimalField(_("target"), max_digits=20, decimal_places=6)
+    baseline = models.DecimalField(
+        _("baseline"),
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_("The KPI over the equal-length period before the start, frozen."),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="analytics_goals",
+        verbose_name=_("owner"),
+    )
+    note = models.TextField(_("note"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("goal")
+        verbose_name_plural = _("goals")
+        ordering = ["-end", "kpi", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gte=models.F("start")),
+                name="analytics_goal_end_after_start",
+            ),
+            # Absolute targets: no negative figure exists; a rate is at most 1.
+            models.CheckConstraint(
+                condition=~models.Q(target_kind="absolute")
+                | (
+                    models.Q(target__gte=0)
+                    & (~models.Q(kpi__in=sorted(RATE_KPIS)) | models.Q(target__lte=1))
+                ),
+                name="analytics_goal_absolute_target_sane",
+            ),
+            # Changes: not zero; rates move by at most 100 points, counts fall by at most 100%.
+            models.CheckConstraint(
+                condition=~models.Q(target_kind="change")
+                | (
+                    ~models.Q(target=0)
+                    & models.Q(target__gte=-1)
+                    & (~models.Q(kpi__in=sorted(RATE_KPIS)) | models.Q(target__lte=1))
+                ),
+                name="analytics_goal_change_target_sane",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(target_kind__in=["absolute", "change"]),
+                name="analytics_goal_kind_known",
+            ),
+        ]
+        indexes = [
+            # The list's filters: current / past (by end), by owner, by KPI.
+            models.Index(fields=["end", "start"], name="analytics_goal_period_idx"),
+            models.Index(fields=["owner", "end"], name="analytics_goal_owner_idx"),
+            models.Index(fields=["kpi", "end"], name="analytics_goal_kpi_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kpi_display()} {self.start}..{self.end}"
+
+    @property
+    def is_rate(self) -> bool:
+        return self.kpi in RATE_KPIS
