@@ -277,3 +277,45 @@ class Goal(models.Model):
     @property
     def is_rate(self) -> bool:
         return self.kpi in RATE_KPIS
+
+
+class BreakdownDimension(models.TextChoices):
+    HOUR = "hour", _("Hour of the day")
+    PREFECTURE = "prefecture", _("Customer's prefecture")
+    CHANNEL = "channel", _("Sales channel of the purchase")
+    CATEGORY = "category", _("Product category")
+
+
+class BreakdownCell(models.Model):
+    """A day's (or a whole month's) completed purchases that share one value of a breakdown
+    dimension: the local hour they were made at, the customer's prefecture, the purchase's
+    sales channel, or a product category (see ``analytics.breakdowns`` for the rules).
+
+    Like ``DailyRollup``, a cell keeps the ids of its customers as a bitmap with each one's
+    purchase count and spend aligned, so that figures restricted to any set of customers
+    (a filter) come from the cells too; month cells (``is_month``, ``day`` = the 1st) hold the
+    union of the month's day cells, except for hours (a month has several of each weekday).
+    """
+
+    day = models.DateField(_("day"))
+    is_month = models.BooleanField(_("whole month"), default=False)
+    dimension = models.CharField(_("dimension"), max_length=20, choices=BreakdownDimension.choices)
+    # Hour "0".."23", prefecture JIS code, sales channel or category; "" when none recorded.
+    key = models.CharField(_("value"), max_length=100, blank=True)
+    purchases = models.PositiveIntegerField(_("purchases"), default=0)
+    revenue = models.DecimalField(_("revenue"), max_digits=18, decimal_places=2, default=0)
+    customers = models.BinaryField(_("customers"), default=b"", editable=False)
+    amounts = models.BinaryField(_("spend per customer"), default=b"", editable=False)
+    counts = models.BinaryField(_("purchases per customer"), default=b"", editable=False)
+
+    class Meta:
+        verbose_name = _("breakdown cell")
+        verbose_name_plural = _("breakdown cells")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dimension", "is_month", "day", "key"], name="analytics_breakdown_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.dimension}={self.key}"

@@ -12,6 +12,11 @@
   (one aggregate over it) and recomputes the days that differ. An edit that keeps all three
   equal (two customers' purchases swapped on one day, with equal totals) goes unseen; so does
   a purchase committed after a refresh under an id below its watermark, until that night.
+- Breakdown cells (``BreakdownCell``, read by ``analytics.breakdowns``) are recomputed with
+  the days and months the refresh touches. Their prefecture is the customer's when the day was
+  last computed: the nightly verification also compares every day's purchases per customer
+  prefecture with the purchases table and recomputes the days a moved customer changed (a
+  product moved to another category is only caught by a refresh of its days or a rebuild).
 
 A day is a calendar date in settings.TIME_ZONE whatever the user's own time zone; amounts are
 handled in minor units (cents, sen) as integers so sums are exact.
@@ -28,14 +33,17 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Count, F, Max, Min, Sum
-from django.db.models.functions import Cast, Round, TruncDate, TruncMonth
+from django.db.models.functions import Cast, ExtractHour, Round, TruncDate, TruncMonth
 from django.utils import timezone
 
 from analytics import bitmaps
 from analytics.models import (
+    BreakdownCell,
+    BreakdownDimension,
     CohortRevenue,
     CustomerHistory,
     DailyRollup,
@@ -43,7 +51,7 @@ from analytics.models import (
     MonthlyRollup,
     RollupState,
 )
-from customers.models import Customer, Purchase
+from customers.models import Customer, Purchase, PurchaseItem, PurchaseStatus
 
 ONE_DAY = timedelta(days=1)
 # Ids per IN (...) list: below SQLite's limit on query parameters.
@@ -268,6 +276,242 @@ def _locked_state() -> RollupState:
     return RollupState.objects.select_for_update().get(id=1)
 
 
+# --- Breakdown cells (analytics.breakdowns) ----------------------------------------------------
+
+# Dimensions whose day cells are also summed into month cells; an hour is not (a month's cells
+# would mix weekdays, and the timing heatmap needs each day's weekday).
+MONTH_DIMENSIONS = (
+    BreakdownDimension.PREFECTURE,
+    BreakdownDimension.CHANNEL,
+    BreakdownDimension.CATEGORY,
+)
+
+
+def _cents_of(expression):
+    # Rounded before the cast, as in _minor_units: SQLite may hold 12.34 as 12.3399999...
+    return Cast(Round(expression * 100), BigIntegerField())
+
+
+def _breakdown_frame(start: date, end: date, *, max_id: int | None = None) -> pd.DataFrame:
+    """Per (day, dimension, key, customer) the number of purchases and the spend in cents of
+    the completed purchases of start..end, all four dimensions in one frame.
+
+    Category rule: each item's quantity x unit price counts under its product's category; what
+    the purchase's total does not owe to its items (no items at all, shipping, a discount: the
+    total minus the items' sum, negative for a discount) counts under "" (no category), so
+    the categories' revenues add up to the revenue. A purchase counts once in each category it
+    has money in."""
+    purchases = completed_between(start, end)
+    items = PurchaseItem.objects.filter(
+        purchase__status=PurchaseStatus.COMPLETED,
+        purchase__purchased_at__gte=day_start(start),
+        purchase__purchased_at__lt=day_start(end + ONE_DAY),
+    )
+    if max_id is not None:
+        purchases = purchases.filter(id__lte=max_id)
+        items = items.filter(purchase_id__lte=max_id)
+    zone = analytics_timezone()
+    columns = ["id", "day", "hour", "customer", "channel", "prefecture", "cents"]
+    rows = list(
+        purchases.annotate(
+            day=TruncDate("purchased_at", tzinfo=zone),
+            hour=ExtractHour("purchased_at", tzinfo=zone),
+            cents=_cents_of(F("total")),
+        )
+        .values_list("id", "day", "hour", "customer_id", "channel", "customer__prefecture", "cents")
+        .order_by()
+    )
+    if not rows:
+        return pd.DataFrame(columns=["day", "dimension", "key", "customer", "n", "cents"])
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["hour"] = frame["hour"].astype(str)
+    lines = pd.DataFrame(
+        list(
+            items.values("purchase_id", "product__category")
+            .annotate(cents=Sum(_cents_of(F("quantity") * F("unit_price"))))
+            .values_list("purchase_id", "product__category", "cents")
+            .order_by()
+        ),
+        columns=["id", "category", "cents"],
+    )
+    itemised = lines.groupby("id")["cents"].sum()
+    rest = frame[["id", "cents"]].copy()
+    rest["cents"] -= rest["id"].map(itemised).fillna(0).astype(np.int64)
+    rest = rest[(rest["cents"] != 0) | ~rest["id"].isin(itemised.index)]
+    rest["category"] = ""
+    by_category = (
+        pd.concat([lines, rest[["id", "category", "cents"]]])
+        .groupby(["id", "category"], as_index=False)["cents"]
+        .sum()
+        .merge(frame[["id", "day", "customer"]], on="id")
+    )
+    parts = []
+    for dimension, data, key in (
+        (BreakdownDimension.HOUR, frame, "hour"),
+        (BreakdownDimension.PREFECTURE, frame, "prefecture"),
+        (BreakdownDimension.CHANNEL, frame, "channel"),
+        (BreakdownDimension.CATEGORY, by_category, "category"),
+    ):
+        part = (
+            data.assign(key=data[key].fillna("").astype(str))
+            .groupby(["day", "key", "customer"], as_index=False)
+            .agg(n=("id", "size"), cents=("cents", "sum"))
+        )
+        part.insert(1, "dimension", str(dimension))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _cell(*, day: date, is_month: bool, dimension: str, key: str, ids, counts, cents):
+    return BreakdownCell(
+        day=day,
+        is_month=is_month,
+        dimension=dimension,
+        key=key,
+        purchases=int(counts.sum()),
+        revenue=cents_to_decimal(int(cents.sum())),
+        customers=bitmaps.dump(bitmaps.from_ids(ids)),
+        amounts=bitmaps.pack_ints(cents),
+        counts=bitmaps.pack_ints(counts),
+    )
+
+
+def breakdown_day_cells(start: date, end: date, *, max_id: int | None = None) -> list:
+    """The day cells of start..end, computed from the purchases (unsaved)."""
+    frame = _breakdown_frame(start, end, max_id=max_id)
+    frame = frame.sort_values(["day", "dimension", "key", "customer"], kind="stable")
+    cells = []
+    for (day, dimension, key), group in frame.groupby(["day", "dimension", "key"], sort=False):
+        cells.append(
+            _cell(
+                day=day,
+                is_month=False,
+                dimension=dimension,
+                key=key,
+                ids=group["customer"].to_numpy(np.int64),
+                counts=group["n"].to_numpy(np.int64),
+                cents=group["cents"].to_numpy(np.int64),
+            )
+        )
+    return cells
+
+
+def _month_cells(month: date, day_cells: Iterable[tuple]) -> list:
+    """``day_cells``: (dimension, key, customers, amounts, counts) of the month's day cells
+    (hours left out); per dimension and key, each customer's counts and spend summed."""
+    grouped: dict[tuple[str, str], list] = {}
+    for dimension, key, customers, amounts, counts in day_cells:
+        ids = bitmaps.to_numpy(bitmaps.load(customers)).astype(np.int64)
+        grouped.setdefault((dimension, key), []).append(
+            (
+                ids,
+                bitmaps.unpack_ints(counts, ids.size).astype(np.int64),
+                bitmaps.unpack_ints(amounts, ids.size).astype(np.int64),
+            )
+        )
+    cells = []
+    for (dimension, key), parts in grouped.items():
+        ids = np.concatenate([p[0] for p in parts])
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        counts = np.add.reduceat(np.concatenate([p[1] for p in parts])[order], starts)
+        cents = np.add.reduceat(np.concatenate([p[2] for p in parts])[order], starts)
+        cells.append(
+            _cell(
+                day=month,
+                is_month=True,
+                dimension=dimension,
+                key=key,
+                ids=ids[starts],
+                counts=counts,
+                cents=cents,
+            )
+        )
+    return cells
+
+
+def _write_breakdown_months(months: Iterable[date]) -> None:
+    for month in sorted(set(months)):
+        day_cells = (
+            BreakdownCell.objects.filter(
+                is_month=False,
+                dimension__in=MONTH_DIMENSIONS,
+                day__gte=month,
+                day__lte=month_end(month),
+            )
+            .values_list("dimension", "key", "customers", "amounts", "counts")
+            .order_by()
+        )
+        BreakdownCell.objects.filter(is_month=True, day=month).delete()
+        BreakdownCell.objects.bulk_create(_month_cells(month, day_cells), batch_size=500)
+
+
+def _write_breakdown_days(days: set[date]) -> None:
+    """Recompute the day cells of ``days`` and the month cells of their months."""
+    for first, last in _runs(days):
+        # One month at a time: a long run (``since``) never holds a year of purchases at once.
+        for month in months_between(first, last):
+            lo, hi = max(first, month), min(last, month_end(month))
+            BreakdownCell.objects.filter(is_month=False, day__gte=lo, day__lte=hi).delete()
+            BreakdownCell.objects.bulk_create(breakdown_day_cells(lo, hi), batch_size=500)
+    _write_breakdown_months(month_of(d) for d in days)
+
+
+def mismatched_breakdown_days() -> list[date]:
+    """Days whose breakdown cells disagree with their daily rollup (every dimension but the
+    categories counts each purchase once, and the categories' revenue adds up to the day's) or
+    whose prefecture cells no longer match the customers' prefectures (a customer moved)."""
+    daily = {
+        day: (n, int(revenue * 100))
+        for day, n, revenue in DailyRollup.objects.filter(purchases__gt=0).values_list(
+            "day", "purchases", "revenue"
+        )
+    }
+    wrong = set()
+    sums = (
+        BreakdownCell.objects.filter(is_month=False)
+        .values("day", "dimension")
+        .annotate(n=Sum("purchases"), revenue=Sum("revenue"))
+        .values_list("day", "dimension", "n", "revenue")
+        .order_by()
+    )
+    seen: dict[date, set[str]] = {}
+    for day, dimension, n, revenue in sums:
+        seen.setdefault(day, set()).add(dimension)
+        expected_n, expected_cents = daily.get(day, (0, 0))
+        if int(revenue * 100) != expected_cents or (
+            dimension != BreakdownDimension.CATEGORY and n != expected_n
+        ):
+            wrong.add(day)
+    wrong.update(day for day in daily if len(seen.get(day, ())) < len(BreakdownDimension))
+    stored = {
+        (day, key): (n, int(revenue * 100))
+        for day, key, n, revenue in BreakdownCell.objects.filter(
+            is_month=False, dimension=BreakdownDimension.PREFECTURE
+        ).values_list("day", "key", "purchases", "revenue")
+    }
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '256MB'")
+                cursor.execute("SET LOCAL jit = off")
+        actual = {
+            (day, key or ""): (n, int(cents))
+            for day, key, n, cents in Purchase.objects.completed()
+            .annotate(day=TruncDate("purchased_at", tzinfo=analytics_timezone()))
+            .values("day", "customer__prefecture")
+            .annotate(n=Count("id"), cents=_minor_units())
+            .order_by()
+            .values_list("day", "customer__prefecture", "n", "cents")
+        }
+    wrong.update(day for day, key in stored.keys() ^ actual.keys())
+    wrong.update(
+        cell[0] for cell, figures in actual.items() if stored.get(cell, figures) != figures
+    )
+    return sorted(wrong)
+
+
 # --- Full build -------------------------------------------------------------------------------
 
 
@@ -278,7 +522,14 @@ def rebuild_rollups() -> RollupState:
     high = Purchase.objects.aggregate(m=Max("id"))["m"] or 0
     # Read after ``high``: every purchase up to it belongs to a customer that exists now.
     max_customer = Customer.objects.aggregate(m=Max("id"))["m"] or 0
-    for model in (DailyRollup, MonthlyRollup, CohortRevenue, CustomerHistory, DirtyDay):
+    for model in (
+        DailyRollup,
+        MonthlyRollup,
+        CohortRevenue,
+        CustomerHistory,
+        DirtyDay,
+        BreakdownCell,
+    ):
         model.objects.all().delete()
     bounds = (
         Purchase.objects.completed()
@@ -313,6 +564,19 @@ def rebuild_rollups() -> RollupState:
                     )
                 )
             DailyRollup.objects.bulk_create(rows)
+            cells = breakdown_day_cells(month, month_end(month), max_id=high)
+            BreakdownCell.objects.bulk_create(cells, batch_size=500)
+            BreakdownCell.objects.bulk_create(
+                _month_cells(
+                    month,
+                    (
+                        (c.dimension, c.key, c.customers, c.amounts, c.counts)
+                        for c in cells
+                        if c.dimension in MONTH_DIMENSIONS
+                    ),
+                ),
+                batch_size=500,
+            )
             monthly = _monthly_row(
                 month,
                 [(r.purchases, r.revenue, r.active, r.first_buyers, r.second_buyers) for r in rows],
@@ -504,6 +768,7 @@ def refresh_rollups(
     bitmap_days = {d for _cid, old, new in changes for d in (*old, *new) if d is not None}
     _write_days(figures_days=figures_days, bitmap_days=bitmap_days)
     _write_months(month_of(d) for d in figures_days | bitmap_days)
+    _write_breakdown_days(figures_days)
     # A customer whose first purchase moved to another month takes all of their purchases
     # to another cohort: every month they bought in needs its LTV cells recomputed.
     moved = [
@@ -568,7 +833,7 @@ def mismatched_days() -> list[date]:
 
 def verify_rollups() -> list[date]:
     """Recompute the days whose rollups no longer match the purchases; return them."""
-    days = mismatched_days()
+    days = sorted(set(mismatched_days()) | set(mismatched_breakdown_days()))
     if days:
         refresh_rollups(dates=days)
     RollupState.objects.filter(id=1).update(verified_at=timezone.now())
