@@ -31,19 +31,27 @@ def cohort_table(
     start_month: date | None = None,
     end_month: date | None = None,
     filters: Filters | None = None,
+    through_month: date | None = None,
 ) -> list[dict]:
     """One row per non-empty cohort in start_month..end_month (default: all of them): its
-    size and, for k = 0, 1, ... up to the newest month with purchases, how many of its
-    customers bought in month first+k (``retained``) and their share (``retention``)."""
-    rows = list(
-        MonthlyRollup.objects.order_by("month").values_list("month", "active", "first_buyers")
-    )
-    if not rows:
+    size and, for k = 0, 1, ... up to the newest month with purchases (or ``through_month``
+    if earlier), how many of its customers bought in month first+k (``retained``) and their
+    share (``retention``)."""
+    months = list(MonthlyRollup.objects.order_by("month").values_list("month", flat=True))
+    if not months:
         return []
-    active = {month: blob for month, blob, _first in rows}
-    firsts = {month: blob for month, _active, blob in rows}
-    first, last = _month_range([r[0] for r in rows], start_month, end_month)
-    newest = rows[-1][0]
+    first, last = _month_range(months, start_month, end_month)
+    newest = months[-1] if through_month is None else min(months[-1], month_of(through_month))
+    if not (first and last and first <= last):
+        return []
+    # Only the months the table reads: each month's bitmaps are hundreds of kilobytes at a
+    # million customers, and a triangle of two years needs two years of them, not all.
+    rows = MonthlyRollup.objects.filter(month__gte=first, month__lte=max(last, newest))
+    active, firsts = {}, {}
+    for month, active_blob, first_blob in rows.values_list("month", "active", "first_buyers"):
+        active[month] = active_blob
+        if month <= last:
+            firsts[month] = first_blob
     customers = customer_set(filters)
     loaded: dict[date, object] = {}
 
@@ -53,7 +61,7 @@ def cohort_table(
         return loaded[month]
 
     table = []
-    for cohort in months_between(first, last) if first and last and first <= last else []:
+    for cohort in months_between(first, last):
         members = bitmaps.load(firsts.get(cohort))
         if customers is not None:
             members &= customers

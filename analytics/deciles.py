@@ -65,6 +65,11 @@ def decile_table(*, start: date, end: date, filters: Filters | None = None) -> l
     """Deciles 1 (top 10%) to 10: customers, revenue, revenue share, cumulative share, and
     the lowest, highest and average spend in each."""
     _ids, spend = customer_revenue(start=start, end=end, filters=filters)
+    return deciles_of(spend)
+
+
+def deciles_of(spend: np.ndarray) -> list[dict]:
+    """decile_table's rows for the ordered spend (cents) of customer_revenue."""
     total = int(spend.sum())
     deciles = _deciles(spend.size)
     table, cumulative = [], 0
@@ -99,6 +104,11 @@ def pareto_table(
     top 20% of customers (deciles 1-2), and the curve: cumulative revenue share at each whole
     percent of customers."""
     _ids, spend = customer_revenue(start=start, end=end, filters=filters)
+    return pareto_of(spend, a=a, b=b)
+
+
+def pareto_of(spend: np.ndarray, *, a: Decimal = DEFAULT_A, b: Decimal = DEFAULT_B) -> dict:
+    """pareto_table's figures for the ordered spend (cents) of customer_revenue."""
     n, total = int(spend.size), int(spend.sum())
     before = np.cumsum(spend) - spend
     # Exact comparison in integers: before / total < a  <=>  before * den < num * total.

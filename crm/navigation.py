@@ -58,6 +58,12 @@ MAIN_MENU: list[NavItem] = [
         _("RFM grid, deciles and the Pareto curve of the latest scoring run."),
     ),
     NavItem(
+        _("Analytics"),
+        "analytics:dashboard",
+        ("analytics.view_dashboard",),
+        _("KPIs against the previous period and last year, the 80/20 picture, cohorts and LTV."),
+    ),
+    NavItem(
         _("Outbox"),
         "outbox",
         ("crm.view_outboxemail",),
