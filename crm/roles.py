@@ -33,7 +33,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     # Sales staff own customer records, purchases, tickets and interactions, and answer
     # personal-data requests with an export; erasing and merging customers is for admins.
-    # They read segments and analytics but do not send campaigns.
+    # They read segments, analytics and campaigns but do not send campaigns.
     Role.SALES: [
         "customers.add_*",
         "customers.change_*",
@@ -42,6 +42,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "customers.export_customer_data",
         "segments.view_*",
         "analytics.view_*",
+        "campaigns.view_*",
     ],
 }
 

@@ -1,0 +1,204 @@
+"""Freezing a campaign's audience: who gets it, in which variant, and who is held out.
+
+The audience is taken once, when the send starts: the segment's members (re-evaluated first
+when the segment is dynamic) who may receive marketing mail, one per address. Each becomes a
+Message row; holdout and variant are drawn from a hash of (campaign, customer), so the draw is
+random across customers but the same every time for one customer, and it is recorded.
+
+Eligible means: e-mail consent given (``email_opt_in``) and recorded (a ConsentRecord saying
+so), a syntactically valid address, not erased, and an address neither suppressed nor of an
+erased customer (by hash, see campaigns.suppression). Duplicated addresses get one message
+(the oldest customer's).
+
+The rows are written in one COPY on PostgreSQL (the named fast path) and with bulk_create
+elsewhere; 100,000 recipients take about a second or two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, Variant
+from campaigns.suppression import blocked_hashes, email_hash
+from customers.models import ConsentRecord, Customer
+from customers.normalize import normalize_email
+from segments.membership import refresh_segment
+from segments.models import SegmentKind
+
+_TWO_64 = float(2**64)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Where one customer falls in a campaign: held out, or which variant."""
+
+    is_holdout: bool
+    variant_id: int | None
+
+
+def draw(
+    *, campaign_id: int, customer_id: int, holdout_percent: int, variants: Sequence[Variant]
+) -> Draw:
+    """The stable random assignment of ``customer_id`` in ``campaign_id``: two independent
+    uniform numbers from one hash, the first for the holdout, the second for the variant
+    (chosen by the cumulative weights)."""
+    digest = hashlib.sha256(f"campaigns.draw:{campaign_id}:{customer_id}".encode()).digest()
+    holdout_draw = int.from_bytes(digest[:8], "big") / _TWO_64
+    if holdout_draw * 100 < holdout_percent:
+        return Draw(is_holdout=True, variant_id=None)
+    variant_draw = int.from_bytes(digest[8:16], "big") / _TWO_64 * 100
+    total = 0
+    for variant in variants:
+        total += variant.weight
+        if variant_draw < total:
+            return Draw(is_holdout=False, variant_id=variant.pk)
+    return Draw(is_holdout=False, variant_id=variants[-1].pk)
+
+
+def is_valid_address(email: str) -> bool:
+    try:
+        validate_email(email)
+    except ValidationError:
+        return False
+    return True
+
+
+def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
+    """(customer id, address) of the segment's current members who gave and recorded consent
+    and are not erased, oldest customer first; address checks and suppression come after."""
+    recorded = ConsentRecord.objects.filter(customer=OuterRef("pk"), opted_in=True)
+    return list(
+        Customer.objects.filter(
+            segment_memberships__segment_id=segment_id,
+            email_opt_in=True,
+            erased_at__isnull=True,
+        )
+        .exclude(email="")
+        .filter(Exists(recorded))
+        .order_by("id")
+        .values_list("id", "email")
+    )
+
+
+def eligible_recipients(*, segment_id: int) -> list[tuple[int, str]]:
+    """(customer id, address) of everyone who may get a campaign sent to the segment now,
+    one per address."""
+    candidates = []
+    seen: set[str] = set()
+    for customer_id, email in eligible_candidates(segment_id=segment_id):
+        address = normalize_email(email)
+        if address in seen or not is_valid_address(address):
+            continue
+        seen.add(address)
+        candidates.append((customer_id, email.strip(), email_hash(address)))
+    blocked = blocked_hashes(hashed for _id, _email, hashed in candidates)
+    return [
+        (customer_id, email) for customer_id, email, hashed in candidates if hashed not in blocked
+    ]
+
+
+@transaction.atomic
+def freeze_audience(*, campaign: Campaign) -> int:
+    """Take the campaign's audience and write its messages; returns the audience size.
+
+    Safe to call twice: the first call claims the campaign (scheduled or draft -> sending) in
+    the same transaction that writes the messages, so a second call, or one after a crash that
+    rolled everything back, either does nothing or does the whole freeze.
+    """
+    now = timezone.now()
+    claimed = Campaign.objects.filter(
+        pk=campaign.pk, status__in=[CampaignStatus.DRAFT, CampaignStatus.SCHEDULED]
+    ).update(status=CampaignStatus.SENDING, started_at=now, updated_at=now)
+    campaign.refresh_from_db()
+    if not claimed:
+        return campaign.audience_size
+    segment = campaign.segment
+    if segment.kind == SegmentKind.DYNAMIC or segment.refreshed_at is None:
+        refresh_segment(segment=segment)
+    variants = list(campaign.variants.order_by("label"))
+    recipients = eligible_recipients(segment_id=segment.pk)
+    rows = []
+    for customer_id, email in recipients:
+        assigned = draw(
+            campaign_id=campaign.pk,
+            customer_id=customer_id,
+            holdout_percent=campaign.holdout_percent,
+            variants=variants,
+        )
+        rows.append((customer_id, email, assigned))
+    _write_messages(campaign=campaign, rows=rows, queued_at=now)
+    campaign.audience_size = len(rows)
+    campaign.save(update_fields=["audience_size", "updated_at"])
+    return len(rows)
+
+
+def _write_messages(*, campaign: Campaign, rows: list[tuple[int, str, Draw]], queued_at) -> None:
+    if connection.vendor == "postgresql":
+        _copy_messages(campaign=campaign, rows=rows, queued_at=queued_at)
+        return
+    Message.objects.bulk_create(
+        [
+            Message(
+                campaign=campaign,
+                customer_id=customer_id,
+                email=email,
+                variant_id=assigned.variant_id,
+                is_holdout=assigned.is_holdout,
+                status=MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED,
+                queued_at=queued_at,
+            )
+            for customer_id, email, assigned in rows
+        ],
+        batch_size=2_000,
+    )
+
+
+_COPY_COLUMNS = (
+    "campaign_id",
+    "customer_id",
+    "variant_id",
+    "email",
+    "is_holdout",
+    "status",
+    "error",
+    "attempts",
+    "queued_at",
+    "smtp_message_id",
+    "opened_by_machine",
+)
+
+
+def _copy_escape(value: str) -> str:
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def _copy_messages(*, campaign: Campaign, rows: list[tuple[int, str, Draw]], queued_at) -> None:
+    """PostgreSQL fast path: every message row in one COPY (text format)."""
+    buffer = io.StringIO()
+    stamp = queued_at.isoformat()
+    for customer_id, email, assigned in rows:
+        variant = r"\N" if assigned.variant_id is None else str(assigned.variant_id)
+        status = MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED
+        holdout = "t" if assigned.is_holdout else "f"
+        buffer.write(
+            f"{campaign.pk}\t{customer_id}\t{variant}\t{_copy_escape(email)}\t{holdout}\t"
+            f"{status.value}\t\t0\t{stamp}\t\tf\n"
+        )
+    buffer.seek(0)
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN",  # our own names only
+            buffer,
+        )

@@ -1,0 +1,26 @@
+"""Celery tasks of campaigns: thin wrappers around campaigns.sending (work is claimed in the
+database, so every task is safe to run twice or at once on several workers)."""
+
+from celery import shared_task
+
+from campaigns import sending
+
+
+@shared_task
+def start_campaign_task(campaign_id: int) -> int:
+    return sending.launch_campaign(campaign_id=campaign_id)
+
+
+@shared_task
+def send_campaign_task(campaign_id: int) -> int:
+    return sending.send_pending(campaign_id=campaign_id)
+
+
+@shared_task
+def tick() -> None:
+    """Beat, every few seconds: start due campaigns; start senders where nobody is sending
+    (a worker died mid-batch, or a retry's backoff ran out)."""
+    for campaign_id in sending.start_due_campaigns():
+        start_campaign_task.delay(campaign_id)
+    for campaign_id in sending.campaigns_needing_senders():
+        sending.kick_sending(campaign_id=campaign_id)
