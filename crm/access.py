@@ -32,6 +32,8 @@ PUBLIC_URL_NAMES = {
     "api-token",  # API clients exchange credentials for a token
     "api-schema",  # the OpenAPI description is public documentation
     "api-docs",
+    "tracking-open",  # e-mail recipients: open pixel, click redirect, unsubscribe (token)
+    "tracking-click",
 }
 
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("customers.urls")),
     path("segments/", include("segments.urls")),
+    path("", include("campaigns.urls_tracking")),
     path("analytics/goals/", include("analytics.urls_goals")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("crm.api.urls")),
