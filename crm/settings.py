@@ -288,6 +288,28 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CRM <crm@localhost>"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
+# --- Campaign sending (campaigns.sending) ---------------------------------------------------
+# The sender identification every campaign e-mail's footer shows (Act on Specified Electronic
+# Mail): the sender's name, postal address and a contact (e-mail, phone or URL).
+CAMPAIGN_SENDER_NAME = env.str("CAMPAIGN_SENDER_NAME", default="CRM")
+CAMPAIGN_SENDER_ADDRESS = env.str("CAMPAIGN_SENDER_ADDRESS", default="")
+CAMPAIGN_SENDER_CONTACT = env.str("CAMPAIGN_SENDER_CONTACT", default="")
+# Optional mailto: address added to List-Unsubscribe beside the one-click https link.
+CAMPAIGN_UNSUBSCRIBE_MAILTO = env.str("CAMPAIGN_UNSUBSCRIBE_MAILTO", default="")
+# Domain of the Message-ID header; empty: the host of SITE_URL.
+CAMPAIGN_MESSAGE_ID_DOMAIN = env.str("CAMPAIGN_MESSAGE_ID_DOMAIN", default="")
+# Messages one worker claims at a time (one SMTP connection each) and how often their
+# statuses are written: a worker killed mid-batch re-sends at most that many.
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=500)
+CAMPAIGN_FLUSH_EVERY = env.int("CAMPAIGN_FLUSH_EVERY", default=50)
+# A claimed batch not written for this long is taken over by another worker (its own died).
+CAMPAIGN_LEASE_SECONDS = env.int("CAMPAIGN_LEASE_SECONDS", default=120)
+# Transient SMTP errors (4xx, dropped connections) are retried this many times in all.
+CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=5)
+# Send tasks started per campaign (they share its batches: more workers, more speed).
+CAMPAIGN_SEND_TASKS = env.int("CAMPAIGN_SEND_TASKS", default=2)
+CELERY_BEAT_SCHEDULE["campaigns-tick"] = {"task": "campaigns.tasks.tick", "schedule": 10.0}
+
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
