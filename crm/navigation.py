@@ -64,6 +64,12 @@ MAIN_MENU: list[NavItem] = [
         _("KPIs against the previous period and last year, the 80/20 picture, cohorts and LTV."),
     ),
     NavItem(
+        _("Goals"),
+        "analytics-goals:list",
+        ("analytics.view_goal",),
+        _("Targets for the KPIs with their owner, progress and on / off track status."),
+    ),
+    NavItem(
         _("Outbox"),
         "outbox",
         ("crm.view_outboxemail",),

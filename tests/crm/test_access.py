@@ -183,3 +183,16 @@ def test_navigation_follows_the_role(request, client_as, role_fixture, visible, 
 def test_every_menu_entry_is_a_route():
     for item in MAIN_MENU:
         assert reverse(item.url_name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role_fixture", "manages"), [("admin_member", True), ("marketer", True), ("sales", False)]
+)
+def test_goal_pages_and_api_follow_the_role(request, client_as, role_fixture, manages):
+    client = client_as(request.getfixturevalue(role_fixture))
+    assert client.get("/analytics/goals/").status_code == 200
+    assert client.get("/api/v1/analytics/goals/").status_code == 200
+    assert client.get("/analytics/goals/new/").status_code == (200 if manages else 403)
+    assert client.get("/analytics/goals/1/edit/").status_code == (404 if manages else 403)
+    assert client.get("/analytics/goals/1/delete/").status_code == (404 if manages else 403)
