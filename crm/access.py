@@ -34,6 +34,8 @@ PUBLIC_URL_NAMES = {
     "api-docs",
     "tracking-open",  # e-mail recipients: open pixel, click redirect, unsubscribe (token)
     "tracking-click",
+    "unsubscribe",
+    "esp-tracking-webhook",  # ESPs report bounces; authenticated by ANYMAIL_WEBHOOK_SECRET
 }
 
 

@@ -9,6 +9,7 @@ Two ways to run with the same code (see README "Configuration"):
 Defaults are the safe ones (DEBUG off, secure cookies, HSTS); development relaxes them explicitly.
 """
 
+import secrets
 from pathlib import Path
 
 import environ
@@ -388,6 +389,12 @@ CELERY_BEAT_SCHEDULE["campaigns-tracking-drain"] = {
     "task": "campaigns.tracking_tasks.drain_tracking_events",
     "schedule": TRACKING_DRAIN_SECONDS,
 }
+# Soft bounces suppress an address once there are this many within this many days.
+CAMPAIGN_SOFT_BOUNCE_LIMIT = env.int("CAMPAIGN_SOFT_BOUNCE_LIMIT", default=3)
+CAMPAIGN_SOFT_BOUNCE_DAYS = env.int("CAMPAIGN_SOFT_BOUNCE_DAYS", default=30)
+# "user:password" the ESP's bounce/complaint webhook must send (HTTP basic auth, django-anymail).
+# Unset: a random value nobody knows, so the webhook accepts nothing until it is configured.
+ANYMAIL_WEBHOOK_SECRET = env.str("ANYMAIL_WEBHOOK_SECRET", default="") or secrets.token_urlsafe(32)
 
 # --- Demo -----------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="crm-demo-2026")
