@@ -458,6 +458,35 @@ def _write_breakdown_days(days: set[date]) -> None:
     _write_breakdown_months(month_of(d) for d in days)
 
 
+def rebuild_breakdowns(*, max_id: int | None = None) -> int:
+    """Recompute every breakdown cell from the purchases (up to ``max_id``), a month at a time;
+    return the number of cells. The refresh calls it when rollups exist without any cell
+    (rollups built before the cells were added)."""
+    BreakdownCell.objects.all().delete()
+    bounds = DailyRollup.objects.filter(purchases__gt=0).aggregate(lo=Min("day"), hi=Max("day"))
+    written = 0
+    if bounds["lo"] is None:
+        return written
+    for month in months_between(bounds["lo"], bounds["hi"]):
+        written += _write_breakdown_month(month, max_id=max_id)
+    return written
+
+
+def _write_breakdown_month(month: date, *, max_id: int | None) -> int:
+    """Day and month cells of a month that has none yet (a build)."""
+    cells = breakdown_day_cells(month, month_end(month), max_id=max_id)
+    cells += _month_cells(
+        month,
+        (
+            (c.dimension, c.key, c.customers, c.amounts, c.counts)
+            for c in cells
+            if c.dimension in MONTH_DIMENSIONS
+        ),
+    )
+    BreakdownCell.objects.bulk_create(cells, batch_size=500)
+    return len(cells)
+
+
 def mismatched_breakdown_days() -> list[date]:
     """Days whose breakdown cells disagree with their daily rollup (every dimension but the
     categories counts each purchase once, and the categories' revenue adds up to the day's) or
@@ -564,19 +593,7 @@ def rebuild_rollups() -> RollupState:
                     )
                 )
             DailyRollup.objects.bulk_create(rows)
-            cells = breakdown_day_cells(month, month_end(month), max_id=high)
-            BreakdownCell.objects.bulk_create(cells, batch_size=500)
-            BreakdownCell.objects.bulk_create(
-                _month_cells(
-                    month,
-                    (
-                        (c.dimension, c.key, c.customers, c.amounts, c.counts)
-                        for c in cells
-                        if c.dimension in MONTH_DIMENSIONS
-                    ),
-                ),
-                batch_size=500,
-            )
+            _write_breakdown_month(month, max_id=high)
             monthly = _monthly_row(
                 month,
                 [(r.purchases, r.revenue, r.active, r.first_buyers, r.second_buyers) for r in rows],
@@ -733,6 +750,8 @@ def refresh_rollups(
         rebuild_rollups()
         return RefreshResult(rebuilt=True)
     high = Purchase.objects.aggregate(m=Max("id"))["m"] or 0
+    if not BreakdownCell.objects.exists() and DailyRollup.objects.filter(purchases__gt=0).exists():
+        rebuild_breakdowns(max_id=state.last_purchase_id)
     marked = list(DirtyDay.objects.values_list("day", flat=True))
     dirty = set(marked) | set(dates or ())
     if since is not None:

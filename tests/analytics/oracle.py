@@ -146,3 +146,113 @@ def ranked_spend(purchases, start, end, members=None) -> list[tuple[int, Decimal
         if p.completed and start <= p.day <= end and (members is None or p.customer in members):
             spend[p.customer] += p.total
     return sorted(spend.items(), key=lambda item: (-item[1], item[0]))
+
+
+# --- Breakdowns (analytics.breakdowns), from SQL over the raw tables and pandas -------------
+
+
+def purchase_frame(start: date, end: date, members=None):
+    """Completed purchases made on local days start..end: one row each, with the local
+    weekday and hour converted by PostgreSQL, the purchase's channel and the customer's
+    current prefecture."""
+    import pandas as pd
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.id, p.customer_id, (p.purchased_at AT TIME ZONE 'Asia/Tokyo') AS local,
+                   p.channel, c.prefecture, p.total
+            FROM customers_purchase p JOIN customers_customer c ON c.id = p.customer_id
+            WHERE p.status = 'completed'
+            """
+        )
+        frame = pd.DataFrame(
+            cursor.fetchall(),
+            columns=["id", "customer", "local", "channel", "prefecture", "total"],
+        )
+    if frame.empty:
+        return frame.assign(day=[], weekday=[], hour=[])
+    frame["day"] = frame["local"].map(lambda t: t.date())
+    frame["weekday"] = frame["local"].map(lambda t: t.weekday())
+    frame["hour"] = frame["local"].map(lambda t: t.hour)
+    frame = frame[(frame["day"] >= start) & (frame["day"] <= end)]
+    if members is not None:
+        frame = frame[frame["customer"].isin(set(members))]
+    return frame
+
+
+def timing(start: date, end: date, members=None) -> dict[tuple[int, int], tuple[int, Decimal]]:
+    frame = purchase_frame(start, end, members)
+    return {
+        (int(w), int(h)): (len(group), cents(sum(group["total"], Decimal(0))))
+        for (w, h), group in frame.groupby(["weekday", "hour"])
+    }
+
+
+def category_lines(frame) -> list[tuple[int, int, str, Decimal]]:
+    """(purchase, customer, category, amount): items at quantity x unit price, and what each
+    total does not owe to its items under "" (no category)."""
+    from django.db import connection
+
+    ids = [int(i) for i in frame["id"]]
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.purchase_id, pr.category, i.quantity * i.unit_price
+            FROM customers_purchaseitem i JOIN customers_product pr ON pr.id = i.product_id
+            WHERE i.purchase_id = ANY(%s)
+            """,
+            [ids],
+        )
+        items = cursor.fetchall()
+    by_purchase = defaultdict(list)
+    for purchase, category, amount in items:
+        by_purchase[purchase].append((category, amount))
+    lines = []
+    for purchase, customer, total in zip(
+        frame["id"], frame["customer"], frame["total"], strict=True
+    ):
+        own = by_purchase.get(purchase, [])
+        amounts = defaultdict(Decimal)
+        for category, amount in own:
+            amounts[category] += amount
+        rest = total - sum((a for _c, a in own), Decimal(0))
+        if rest or not own:
+            amounts[""] += rest
+        lines.extend((purchase, customer, category, a) for category, a in amounts.items())
+    return lines
+
+
+def revenue_by(dimension: str, start: date, end: date, members=None) -> list[tuple]:
+    """(key, purchases, customers, revenue) by revenue descending, ties by key."""
+    frame = purchase_frame(start, end, members)
+    if dimension == "category":
+        rows = category_lines(frame)
+    else:
+        rows = [
+            (p, c, k or "", t)
+            for p, c, k, t in zip(
+                frame["id"], frame["customer"], frame[dimension], frame["total"], strict=True
+            )
+        ]
+    groups = defaultdict(lambda: [set(), set(), Decimal(0)])
+    for purchase, customer, key, amount in rows:
+        groups[key][0].add(purchase)
+        groups[key][1].add(customer)
+        groups[key][2] += amount
+    table = [(k, len(v[0]), len(v[1]), cents(v[2])) for k, v in groups.items()]
+    return sorted(table, key=lambda row: (-row[3], row[0]))
+
+
+def top_customers(start: date, end: date, members=None, limit: int = 20) -> list[tuple]:
+    """(customer, purchases, revenue, last purchase) by revenue descending, ties by id."""
+    frame = purchase_frame(start, end, members)
+    rows = []
+    for customer, group in frame.groupby("customer"):
+        last = max(group["local"]).to_pydatetime().replace(tzinfo=TOKYO)
+        rows.append((int(customer), len(group), cents(sum(group["total"], Decimal(0))), last))
+    rows.sort(key=lambda row: (-row[2], row[0]))
+    return rows[:limit]
