@@ -196,3 +196,17 @@ def test_goal_pages_and_api_follow_the_role(request, client_as, role_fixture, ma
     assert client.get("/analytics/goals/new/").status_code == (200 if manages else 403)
     assert client.get("/analytics/goals/1/edit/").status_code == (404 if manages else 403)
     assert client.get("/analytics/goals/1/delete/").status_code == (404 if manages else 403)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role_fixture", ["admin_member", "marketer", "sales"])
+def test_breakdowns_api_and_csv_follow_the_dashboard_permission(request, client_as, role_fixture):
+    client = client_as(request.getfixturevalue(role_fixture))
+    period = "start=2026-05-01&end=2026-05-31"
+    for path in (
+        f"/api/v1/analytics/timing/?{period}",
+        f"/api/v1/analytics/revenue-by/?{period}&dimension=channel",
+        f"/api/v1/analytics/top-customers/?{period}",
+        "/analytics/csv/breakdowns/revenue_category/",
+    ):
+        assert client.get(path).status_code == 200, path
