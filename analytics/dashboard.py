@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils import formats
 from django.utils.translation import gettext as _
@@ -71,6 +71,7 @@ class Table:
                     "heat": f"{value:.2f}"
                     if self.heat and kind == RATE and value is not None
                     else None,
+                    "dark": self.heat and kind == RATE and value is not None and value >= 0.6,
                 }
                 for value, kind in zip(row, self.kinds(index), strict=True)
             ]
@@ -94,14 +95,20 @@ class Table:
         if kind == MONTH:
             return value.strftime("%Y-%m")
         if kind == RATE:
-            return f"{value * 100:.1f}%"
+            return f"{rounded(value * 100, 1)}%"
         if kind == NUMBER:
-            return f"{value:.2f}"
-        if kind == DELTA_POINTS:
-            return f"{value:+.1f}"
-        if kind == DELTA_PERCENT:
-            return f"{value:+.1f}%"
+            return rounded(value, 2)
+        if kind in (DELTA_POINTS, DELTA_PERCENT):
+            # A number, not "+1.2" text: a spreadsheet would read text with a sign as a
+            # formula, and crm.exporting prefixes such text with an apostrophe.
+            return rounded(value, 1)
         return value
+
+
+def rounded(value, places: int) -> Decimal:
+    """Half up, from the shortest decimal of the float: the page and the CSV show the same
+    digits (binary floats and other rounding rules would differ in the last one)."""
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
 
 
 def display(value, kind: str) -> str:
@@ -115,18 +122,15 @@ def display(value, kind: str) -> str:
     if kind == MONEY:
         return money(value)
     if kind == RATE:
-        return f"{formats.number_format(value * 100, 1)}%"
+        return f"{formats.number_format(rounded(value * 100, 1), 1)}%"
     if kind == NUMBER:
-        return formats.number_format(value, 2, force_grouping=True)
-    if kind == DELTA_POINTS:
-        sign = "+" if value > 0 else ""
-        return _("%(sign)s%(points)s pt") % {
-            "sign": sign,
-            "points": formats.number_format(value, 1),
-        }
-    if kind == DELTA_PERCENT:
-        sign = "+" if value > 0 else ""
-        return f"{sign}{formats.number_format(value, 1)}%"
+        return formats.number_format(rounded(value, 2), 2, force_grouping=True)
+    if kind in (DELTA_POINTS, DELTA_PERCENT):
+        change = rounded(value, 1)
+        text = ("+" if change > 0 else "") + formats.number_format(change, 1, force_grouping=True)
+        if kind == DELTA_POINTS:
+            return _("%(change)s pt") % {"change": text}
+        return f"{text}%"
     return str(value)
 
 
