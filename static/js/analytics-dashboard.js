@@ -71,6 +71,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   if (data.rfm) {
+    // Scores 1-5 on both axes; the half steps only leave room for the bubbles.
+    const scores = (axis) => { axis.ticks = [1, 2, 3, 4, 5].map((value) => ({ value })); };
     draw("rfm-chart", {
       type: "bubble",
       data: { datasets: [{ label: text.count, data: data.rfm, backgroundColor: "rgba(31, 111, 235, .55)", borderColor: accent }] },
@@ -81,8 +83,8 @@ document.addEventListener("DOMContentLoaded", () => {
           tooltip: { callbacks: { label: (item) => `R ${item.raw.y} F ${item.raw.x}: ${number(item.raw.customers)} (${text.average} ${number(item.raw.average)})` } },
         },
         scales: {
-          x: { min: 0.5, max: 5.5, ticks: { stepSize: 1 }, title: { display: true, text: text.frequency } },
-          y: { min: 0.5, max: 5.5, ticks: { stepSize: 1 }, title: { display: true, text: text.recency } },
+          x: { min: 0.5, max: 5.5, afterBuildTicks: scores, title: { display: true, text: text.frequency } },
+          y: { min: 0.5, max: 5.5, afterBuildTicks: scores, title: { display: true, text: text.recency } },
         },
       },
     });

@@ -1,0 +1,183 @@
+"""Benchmark of the analytics dashboard page at scale (1M customers / 10M purchases).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench \\
+        flock /tmp/bench.lock python -m tests.bench.bench_dashboard [--runs 5] [--no-rfm]
+
+Needs the rollups (built by ``tests.bench.bench_analytics`` on its first run; this refuses to
+start without them). Sets up what the page shows beyond the rollups: a scoring run of the
+whole dataset (the RFM grid; ``--no-rfm`` skips it) and a segment of every fifth customer
+(200,000 members, for the segment filter). Both are deleted at the end, whatever happens.
+
+Then it requests the whole page (every figure, server-side, the charts' data embedded) as a
+signed-in marketer, each request in a new process with an empty cache (Django's cache and
+everything in memory; PostgreSQL's buffers and the OS page cache stay as they are), and
+prints p50/p95/max of the server time per case, and the median time of each section of the
+page (the Server-Timing header: KPIs, Pareto and deciles, RFM grid, cohorts, LTV).
+
+Cases: the default period (this month, today: the dataset's purchases end on 2026-10-31, so
+it is nearly empty), October 2026 (the default preset on the dataset's last month), the 12
+months to October 2026, and both filtered by prefecture (Tokyo), channel (e-commerce) and
+the segment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+
+TARGET_MS = 500
+SEGMENT_NAME = "bench-dashboard-every-fifth"
+MONTH = {"period": "custom", "start": "2026-10-01", "end": "2026-10-31"}
+YEAR = {"period": "custom", "start": "2025-11-01", "end": "2026-10-31"}
+CASES = {
+    "default (this month)": {},
+    "month": MONTH,
+    "month, Tokyo": {**MONTH, "prefecture": "13"},
+    "12 months": YEAR,
+    "12 months, Tokyo": {**YEAR, "prefecture": "13"},
+    "12 months, e-commerce": {**YEAR, "channel": "ecommerce"},
+    "12 months, segment": {**YEAR, "segment": "{segment}"},
+}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def url_for(case: str, segment: int) -> str:
+    params = {k: v.format(segment=segment) for k, v in CASES[case].items()}
+    return "/analytics/" + ("?" + urlencode(params) if params else "")
+
+
+def cold_one(url: str) -> None:
+    """In a fresh process: one request after warming up Django itself (URLconf, imports)."""
+    from tests.bench.dataset import setup_django
+
+    setup_django()
+    from django.core.cache import cache
+
+    from tests.bench.bench_analytics import client
+
+    c = client()
+    c.get("/api/v1/me/")
+    cache.clear()
+    start = time.perf_counter()
+    response = c.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    ms = (time.perf_counter() - start) * 1000
+    assert response.status_code == 200, (url, response.status_code)
+    assert b"Some filters are not valid" not in response.content, url
+    sections = {
+        part.split(";dur=")[0].strip(): float(part.split(";dur=")[1])
+        for part in response["Server-Timing"].split(",")
+    }
+    print(json.dumps({"ms": ms, "sections": sections, "bytes": len(response.content)}))
+
+
+def cold(url: str, runs: int) -> tuple[list[float], dict[str, list[float]], int]:
+    timings, sections, size = [], {}, 0
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.bench.bench_dashboard", "--cold-one", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        timings.append(result["ms"])
+        size = result["bytes"]
+        for name, ms in result["sections"].items():
+            sections.setdefault(name, []).append(ms)
+    return timings, sections, size
+
+
+def setup(with_rfm: bool) -> tuple[int, int | None]:
+    """The segment (every fifth customer) and, unless skipped, a scoring run of everyone."""
+    from django.db import connection
+
+    from segments.models import Segment, SegmentKind
+
+    Segment.objects.filter(name=SEGMENT_NAME).delete()
+    segment = Segment.objects.create(name=SEGMENT_NAME, kind=SegmentKind.STATIC)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO segments_segmentmember (segment_id, customer_id) "
+            "SELECT %s, id FROM customers_customer WHERE id %% 5 = 0",
+            [segment.pk],
+        )
+        print(f"setup: segment #{segment.pk} with {cursor.rowcount:,} members")
+    run_id = None
+    if with_rfm:
+        from tests.bench.bench_rfm_reports import make_run
+
+        started = time.perf_counter()
+        run = make_run(as_of=None)
+        run_id = run.pk
+        print(
+            f"setup: scoring run #{run.pk} ({run.customers_scored:,} customers) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+    return segment.pk, run_id
+
+
+def cleanup(segment_id: int | None, run_id: int | None) -> None:
+    from segments.models import CustomerScore, ScoringRun, Segment, SegmentMember
+
+    if run_id is not None:
+        CustomerScore.objects.filter(run_id=run_id)._raw_delete(CustomerScore.objects.db)
+        ScoringRun.objects.filter(pk=run_id).delete()
+    if segment_id is not None:
+        SegmentMember.objects.filter(segment_id=segment_id)._raw_delete(SegmentMember.objects.db)
+        Segment.objects.filter(pk=segment_id).delete()
+    print("cleaned up: the scoring run and the segment are deleted")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="cold requests per case")
+    parser.add_argument("--no-rfm", action="store_true", help="no scoring run (no RFM grid)")
+    parser.add_argument("--cold-one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cold_one:
+        cold_one(args.cold_one)
+        return
+
+    from tests.bench.dataset import setup_django
+
+    setup_django()
+    from analytics.models import RollupState
+
+    state = RollupState.objects.filter(id=1).first()
+    if state is None or state.built_at is None:
+        sys.exit("The rollups are not built: run tests.bench.bench_analytics once first.")
+    segment_id = run_id = None
+    try:
+        segment_id, run_id = setup(with_rfm=not args.no_rfm)
+        print(f"\ncold (new process, empty cache), {args.runs} requests per case:")
+        for case in CASES:
+            timings, sections, size = cold(url_for(case, segment_id), args.runs)
+            p95 = percentile(timings, 0.95)
+            verdict = "OK" if p95 < TARGET_MS else f"OVER {TARGET_MS} ms"
+            print(
+                f"{case:<24} p50 {statistics.median(timings):6.0f} ms  p95 {p95:6.0f} ms"
+                f"  max {max(timings):6.0f} ms  {verdict}  ({size / 1024:.0f} KiB)"
+            )
+            print(
+                "    sections (median ms): "
+                + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in sections.items())
+            )
+    finally:
+        cleanup(segment_id, run_id)
+
+
+if __name__ == "__main__":
+    main()
