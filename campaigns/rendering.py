@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db.models import OuterRef, Subquery
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from campaigns import tokens
+from campaigns.mime import CampaignEmail
 from campaigns.models import Campaign, Link, Variant
 from crm.names import full_name
 from customers.models import Customer, Purchase, PurchaseItem
@@ -272,7 +272,7 @@ class Renderer:
 
     def render(
         self, recipients: Iterable[Recipient], contexts: dict[int, dict] | None = None
-    ) -> list[EmailMultiAlternatives]:
+    ) -> list[CampaignEmail]:
         recipients = list(recipients)
         if contexts is None:
             contexts = customer_contexts(r.customer_id for r in recipients)
@@ -282,7 +282,7 @@ class Renderer:
                 for recipient in recipients
             ]
 
-    def render_one(self, recipient: Recipient, values: dict) -> EmailMultiAlternatives:
+    def render_one(self, recipient: Recipient, values: dict) -> CampaignEmail:
         compiled = self.variants[recipient.variant_id]
         message_id = recipient.message_id
         unsubscribe = tokens.unsubscribe_url(message_id)
@@ -308,7 +308,7 @@ class Renderer:
         list_unsubscribe = f"<{unsubscribe}>"
         if self.mailto:
             list_unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe-{message_id}>"
-        email = EmailMultiAlternatives(
+        email = CampaignEmail(
             subject=subject,
             body=text,
             from_email=self.from_email,
@@ -326,7 +326,7 @@ class Renderer:
         return email
 
 
-def preview(*, variant: Variant, customer: Customer) -> EmailMultiAlternatives:
+def preview(*, variant: Variant, customer: Customer) -> CampaignEmail:
     """The e-mail ``customer`` would get from ``variant`` (links and pixel point nowhere real:
     message 0 has no valid token)."""
     store_links(campaign=variant.campaign)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes
+from email.policy import default
 
 import pytest
 from django.test import override_settings
 from django.utils import translation
 
 from campaigns import tokens
+from campaigns.mime import CampaignEmail
 from campaigns.models import Link
 from campaigns.rendering import Recipient, Renderer, check_content, preview, store_links
 from segments.models import RfmLabel
@@ -137,3 +139,30 @@ def test_preview_renders_for_a_chosen_customer():
     email = preview(variant=variant, customer=customer)
     assert email.subject == "佐藤様、秋のセールのお知らせ"
     assert "AUTUMN10" in html_of(email)
+
+
+@override_settings(**SENDER, DEFAULT_FROM_EMAIL="サンプル商店 <shop@example.jp>")
+def test_the_wire_format_decodes_to_what_was_rendered():
+    customer = subscriber(family_name="山田")
+    email = render(
+        VariantFactory(subject="{{ family_name }}様、" + "とても長い件名" * 12), customer
+    )
+    parsed = message_from_bytes(email.message().as_bytes(linesep="\r\n"), policy=default)
+    assert parsed["Subject"] == email.subject
+    assert parsed["From"].addresses[0].display_name == "サンプル商店"
+    assert parsed["From"].addresses[0].addr_spec == "shop@example.jp"
+    assert parsed["To"].addresses[0].addr_spec == customer.email
+    assert parsed.get_content_type() == "multipart/alternative"
+    plain, rich = parsed.get_payload()
+    assert plain.get_content() == email.body
+    assert rich.get_content_type() == "text/html" and rich.get_content() == html_of(email)
+    assert all(len(line) <= 998 for line in email.message().as_bytes().split(b"\n"))
+
+
+def test_addresses_the_fast_serialiser_does_not_handle_go_through_django():
+    email = CampaignEmail(
+        subject="件名", body="本文", from_email="shop@example.jp", to=["ユーザー@例え.jp"]
+    )
+    email.attach_alternative("<p>本文</p>", "text/html")
+    parsed = message_from_bytes(email.message().as_bytes(), policy=default)
+    assert parsed["Subject"] == "件名"
