@@ -186,6 +186,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Scoring runs whose per-customer scores are kept (older runs keep only their summary).
 SCORING_KEEP_RUNS = env.int("SCORING_KEEP_RUNS", default=14)
+# Per-host column snapshot behind live segment counts on PostgreSQL (segments.columns); shared
+# by the web processes of a host through mmap. Empty: always evaluate segment rules in SQL.
+SEGMENT_COLUMNS_DIR = env.str("SEGMENT_COLUMNS_DIR", default=str(DATA_DIR / "segment-columns"))
 # Tasks run eagerly only where a test asks for it; production always goes through the broker.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 

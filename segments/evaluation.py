@@ -3,7 +3,9 @@ matches break down by prefecture, RFM label or decile (what the builder shows wh
 marketer edits the rules).
 
 Every function takes the rule tree as given (validated here: ``RuleError`` for bad rules)
-and answers with one query; counts are exact ``COUNT(*)`` over the compiled semi-joins.
+and answers with one query; counts are exact ``COUNT(*)`` over the compiled semi-joins, or,
+for ``count_matching`` on PostgreSQL with a fresh column snapshot, the same count read from
+the snapshot (segments.columnar; the SQL remains the fallback and the oracle).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer
 from customers.prefectures import JAPANESE_NAMES, Prefecture
+from segments import columnar
 from segments.models import CustomerScore, RfmLabel, ScoringRun
 from segments.rules import compile_rules
 
@@ -52,7 +55,13 @@ def matching_customers(
 
 
 def count_matching(tree: Any, *, today: date | None = None) -> int:
-    customers = matching_customers(tree, today=today)
+    """How many customers the rules select: from the column snapshot when a fresh one exists
+    (PostgreSQL, see segments.columns), else one SQL count."""
+    run = ScoringRun.objects.latest_succeeded()
+    found = columnar.match(tree, run=run, today=today)
+    if found is not None:
+        return found.count
+    customers = matching_customers(tree, today=today, run=run)
     with evaluation_settings():
         return customers.count()
 

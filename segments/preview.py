@@ -6,6 +6,9 @@ their score in the latest run, grouped by prefecture, label and decile; at most 
 rows) instead of a count plus one query per breakdown: at 1M customers that is 0.8 s rather
 than about 4 s per edit. The breakdowns are the same as ``segments.evaluation.breakdown``'s
 (same order, same labels, customers without a value last with key None).
+
+On PostgreSQL with a fresh column snapshot (segments.columns) all of it is read from the
+snapshot instead (segments.columnar), a few milliseconds; the grouped query is the fallback.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from django.utils.translation import gettext
 
 from customers.models import Customer
 from customers.prefectures import Prefecture
-from segments.evaluation import matching_customers, sample_matching
+from segments import columnar
+from segments.evaluation import SAMPLE_LIMIT_MAX, matching_customers, sample_matching
 from segments.models import CustomerScore, RfmLabel, ScoringRun
 
 SAMPLE_SIZE = 20
@@ -54,6 +58,14 @@ def live_preview(tree: Any, *, sample_size: int = SAMPLE_SIZE) -> dict[str, Any]
     """{"count", "sample", "breakdowns": {"prefecture", "rfm_label", "decile"}} for the
     (valid) rules ``tree``, scores from the latest succeeded run."""
     run = ScoringRun.objects.latest_succeeded()
+    found = columnar.match(tree, run=run)
+    if found is not None:
+        return _result(
+            columnar.counts_by(found, "prefecture"),
+            columnar.counts_by(found, "score_label"),
+            columnar.counts_by(found, "score_decile"),
+            with_scores(columnar.sample(found, limit=_sample_limit(sample_size)), run=run),
+        )
     customers = matching_customers(tree, run=run).order_by()
     if run is not None:
         customers = customers.annotate(
@@ -70,10 +82,28 @@ def live_preview(tree: Any, *, sample_size: int = SAMPLE_SIZE) -> dict[str, Any]
         by_prefecture[prefecture or None] += n
         by_label[label] += n
         by_decile[decile] += n
+    return _result(
+        by_prefecture,
+        by_label,
+        by_decile,
+        with_scores(sample_matching(tree, limit=sample_size), run=run),
+    )
+
+
+def _sample_limit(size: int) -> int:
+    return max(1, min(size, SAMPLE_LIMIT_MAX))  # as sample_matching bounds it
+
+
+def _result(by_prefecture: dict, by_label: dict, by_decile: dict, sample: list) -> dict:
+    by_prefecture, by_label, by_decile = (
+        Counter(by_prefecture),
+        Counter(by_label),
+        Counter(by_decile),
+    )
     deciles = [(n, gettext("Decile %(n)s") % {"n": n}) for n in range(1, 11)]
     return {
         "count": sum(by_prefecture.values()),
-        "sample": with_scores(sample_matching(tree, limit=sample_size), run=run),
+        "sample": sample,
         "breakdowns": {
             "prefecture": _rows(
                 by_prefecture,
