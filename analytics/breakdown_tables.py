@@ -71,6 +71,8 @@ class BreakdownTable:
                         "heat": None
                         if self.heat is None or self.heat[index][column] is None
                         else f"{self.heat[index][column]:.2f}",
+                        # White text on the darkest cells.
+                        "dark": self.heat is not None and (self.heat[index][column] or 0) >= 0.6,
                     }
                     for column, (value, kind) in enumerate(zip(row, self.kinds, strict=True))
                 ],

@@ -129,15 +129,17 @@ def _cells(dimension: str, period: Period, *, months: bool = True):
     return BreakdownCell.objects.filter(inside, dimension=dimension).order_by()
 
 
-def _masked(mask: _Mask, customers, amounts, counts) -> tuple[BitMap, int, int]:
-    """A cell's customers, purchases and cents restricted to the mask's customers."""
-    chosen = bitmaps.load(customers) & mask.customers
+def _masked(wanted: BitMap, customers, amounts, counts) -> tuple[BitMap, int, int]:
+    """A cell's customers, purchases and cents restricted to the ``wanted`` customers."""
+    cell = bitmaps.load(customers)
+    chosen = cell & wanted
     if not chosen:
         return chosen, 0, 0
-    ids = bitmaps.to_numpy(bitmaps.load(customers))
-    keep = mask.of(ids)
-    n = int(bitmaps.unpack_ints(counts, ids.size)[keep].sum())
-    cents = int(bitmaps.unpack_ints(amounts, ids.size)[keep].sum())
+    ids = bitmaps.to_numpy(cell)
+    # Positions of the chosen customers in the cell's sorted ids: their counts and spend.
+    at = np.searchsorted(ids, bitmaps.to_numpy(chosen))
+    n = int(bitmaps.unpack_ints(counts, ids.size)[at].sum())
+    cents = int(bitmaps.unpack_ints(amounts, ids.size)[at].sum())
     return chosen, n, cents
 
 
@@ -156,10 +158,9 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
         for key, parts in blobs.items():
             sums[key].customers = bitmaps.union(parts)
         return sums
-    mask = _Mask(customers)
     chosen: dict[str, list[BitMap]] = {}
     for key, bitmap, amounts, counts in cells.values_list("key", "customers", "amounts", "counts"):
-        who, n, cents = _masked(mask, bitmap, amounts, counts)
+        who, n, cents = _masked(customers, bitmap, amounts, counts)
         if not who:
             continue
         entry = sums.setdefault(key, _Sums())
@@ -192,11 +193,10 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
             cell[0] += n
             cell[1] += int(revenue * 100)
     elif customers:
-        mask = _Mask(customers)
         for day, key, bitmap, amounts, counts in cells.values_list(
             "day", "key", "customers", "amounts", "counts"
         ):
-            _who, n, cents = _masked(mask, bitmap, amounts, counts)
+            _who, n, cents = _masked(customers, bitmap, amounts, counts)
             cell = grid[(day.weekday(), int(key))]
             cell[0] += n
             cell[1] += cents
