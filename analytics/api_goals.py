@@ -19,6 +19,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from analytics.api import PeriodDateField
 from analytics.goals import (
+    ERROR_CODES,
     GoalState,
     GoalStatus,
     analytics_today,
@@ -30,6 +31,7 @@ from analytics.goals import (
     update_goal,
 )
 from analytics.models import Goal, GoalKpi, GoalTargetKind
+from crm.api.schema import AutoSchema
 from customers.api import APIViewSetMixin, StableOrderingFilter
 from customers.api.fields import ChoiceField, DateTimeField, PrimaryKeyRelatedField, TextField
 
@@ -157,6 +159,17 @@ class GoalSerializer(serializers.ModelSerializer):
         )
 
 
+class GoalSchema(AutoSchema):
+    """Documents the errors of the goal rules (analytics.goals.goal_errors) on their fields."""
+
+    def _get_validation_error_codes_by_field(self, data_fields):
+        codes = super()._get_validation_error_codes_by_field(data_fields)
+        for name, extra in ERROR_CODES.items():
+            if name in codes:
+                codes[name] |= extra
+        return codes
+
+
 class GoalFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(
         choices=GoalState.choices,
@@ -189,6 +202,7 @@ class GoalViewSet(APIViewSetMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"[0-9]+"
     # Model permissions: view to read, add / change / delete to write.
     required_permissions = None
+    schema = GoalSchema()
 
     def get_serializer_context(self) -> dict:
         return {**super().get_serializer_context(), "today": analytics_today()}

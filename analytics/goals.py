@@ -327,6 +327,22 @@ def goals_for_dashboard(*, today: date | None = None, user) -> list[Progress]:
 # --- Validation -------------------------------------------------------------------------------
 
 
+# Every (field, code) goal_errors() can report, for the API's schema.
+ERROR_CODES = {
+    "start": {"out_of_range"},
+    "end": {"out_of_range", "before_start", "too_long"},
+    "target": {
+        "negative",
+        "above_100",
+        "not_whole",
+        "too_large",
+        "zero_change",
+        "wrong_direction",
+    },
+    "target_kind": {"no_baseline"},
+}
+
+
 def goal_errors(
     *, kpi: str, start: date, end: date, target_kind: str, target: Decimal, today: date
 ) -> dict[str, list[tuple[str, str]]]:
