@@ -52,7 +52,9 @@ class GoalAdminForm(forms.ModelForm):
     class Meta:
         model = Goal
         fields = ["kpi", "target_kind", "target", "start", "end", "owner", "note"]
-        help_texts = {"target": _("Rates and changes as fractions: 0.05 means 5% or 5 points.")}
+        help_texts = {
+            "target": _("Rates and changes as fractions: 0.05 means 5 percent or 5 points.")
+        }
 
     def clean(self):
         data = super().clean()
