@@ -572,6 +572,7 @@ def _generate_chunk(
         plan,
         rng,
         ids=ids,
+        created=created,
         revenue=revenue,
         subscriber=subscriber,
         source=source,
@@ -948,7 +949,9 @@ def _interactions(plan: _Plan, rng, *, ids, created, owner) -> dict:
     }
 
 
-def _tags(plan: _Plan, rng, *, ids, revenue, subscriber, source, consent, purchases, tickets):
+def _tags(
+    plan: _Plan, rng, *, ids, created, revenue, subscriber, source, consent, purchases, tickets
+):
     n = len(ids)
     top = revenue >= np.quantile(revenue, 0.98) if n >= 50 else np.zeros(n, dtype=bool)
     gift = np.zeros(n, dtype=bool)
@@ -968,7 +971,10 @@ def _tags(plan: _Plan, rng, *, ids, revenue, subscriber, source, consent, purcha
     tag_ids = np.concatenate(
         [np.full(int(mask.sum()), plan.tag_ids[name], dtype=np.int64) for name, mask in groups]
     )
-    return {"customer_id": customer_ids, "tag_id": tag_ids}
+    # The customer's created_at, copied for the tag list's index (written here, the database
+    # trigger that would fill it costs a lookup per row).
+    created_at = np.concatenate([created[mask] for _name, mask in groups])
+    return {"customer_id": customer_ids, "tag_id": tag_ids, "created_at": created_at}
 
 
 def _customer_columns(plan: _Plan, rng, *, ids, people, source, created, consent, owner) -> dict:

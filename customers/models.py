@@ -209,8 +209,13 @@ class CustomerTag(models.Model):
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, db_index=False
     )
-    # Indexed by customer_tag_members_idx (tag, customer).
+    # Indexed by customer_tag_recent_idx (tag, created_at, customer).
     tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE, db_index=False)
+    # A copy of the customer's created_at, so that a tag's members can be read newest first
+    # from this table's index (the customer list's order; see selectors.with_tag). Database
+    # triggers (migration 0009) keep it equal whatever path writes the row or changes the
+    # customer's created_at: left empty on insert, it is filled from the customer.
+    created_at = models.DateTimeField(_("customer created at"), null=True, editable=False)
 
     class Meta:
         db_table = "customers_customer_tags"
@@ -219,9 +224,11 @@ class CustomerTag(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "tag"], name="customer_tag_unique")
         ]
-        # A tag's members in one index-only range scan: the customer list's tag filter
-        # starts from it when the tag is small (see selectors.with_tag).
-        indexes = [models.Index(fields=["tag", "customer"], name="customer_tag_members_idx")]
+        # A tag's members newest first, in the customer list's order, from one index range
+        # scan that can start at a keyset cursor (see selectors.with_tag).
+        indexes = [
+            models.Index(fields=["tag", "-created_at", "-customer"], name="customer_tag_recent_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.customer} – {self.tag}"

@@ -25,6 +25,7 @@ from customers.api.base import (
     Conflict,
     IdFilter,
     ListCreateRetrieveUpdateViewSet,
+    StableOrderingFilter,
     writes_404_409,
 )
 from customers.api.fields import (
@@ -340,6 +341,16 @@ class CustomerFilter(django_filters.FilterSet):
         return selectors.with_tag(queryset, value)
 
 
+class CustomerOrderingFilter(StableOrderingFilter):
+    """A tag-filtered list is ordered on the tag row's copies of created_at and id (the same
+    order, served by the tag's index: see selectors.with_tag)."""
+
+    def get_ordering(self, request, queryset, view):
+        return list(
+            selectors.tag_side_ordering(super().get_ordering(request, queryset, view), queryset)
+        )
+
+
 @extend_schema_view(**writes_404_409(CustomerSerializer))
 @extend_validation_errors(["required"], field_name="email_opt_in", methods=["post", "put", "patch"])
 @extend_validation_errors(
@@ -350,6 +361,7 @@ class CustomerViewSet(ListCreateRetrieveUpdateViewSet):
 
     serializer_class = CustomerSerializer
     filterset_class = CustomerFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, CustomerOrderingFilter]
     ordering_fields = ["created_at", "id"]
     ordering = ["-created_at", "-id"]
 
