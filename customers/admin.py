@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from customers.freshness import days_changed, local_days, purchases_changed
 from customers.models import (
     ConsentRecord,
     Customer,
@@ -61,6 +62,15 @@ class CustomerAdmin(SimpleHistoryAdmin):
     inlines = [CustomerTagInline, ConsentRecordInline]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is waste
 
+    # Deleting a customer deletes their purchases: the analytics recompute those days.
+    def delete_model(self, request, obj):
+        purchases_changed(Purchase.objects.filter(customer=obj))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        purchases_changed(Purchase.objects.filter(customer__in=queryset))
+        super().delete_queryset(request, queryset)
+
     @admin.display(description=_("name"))
     def display_name(self, customer):
         return customer.display_name
@@ -111,6 +121,22 @@ class PurchaseAdmin(admin.ModelAdmin):
     date_hierarchy = "purchased_at"
     inlines = [PurchaseItemInline]
     show_full_result_count = False
+
+    # The analytics' id watermark sees new purchases only: an edit or a deletion marks the
+    # purchase's days (before and after) for the next refresh (customers.freshness).
+    def save_model(self, request, obj, form, change):
+        if change:
+            purchases_changed(Purchase.objects.filter(pk=obj.pk))
+            days_changed(local_days([obj.purchased_at]))
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        purchases_changed(Purchase.objects.filter(pk=obj.pk))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        purchases_changed(queryset)
+        super().delete_queryset(request, queryset)
 
 
 class TicketReplyInline(admin.StackedInline):

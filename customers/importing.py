@@ -61,6 +61,7 @@ from django.utils.translation import gettext as _
 
 from customers.consent import is_consent_change
 from customers.csv_reading import ImportFileError, read_csv
+from customers.freshness import days_changed, local_days, long_insert_committed
 from customers.models import (
     ConsentRecord,
     ConsentSource,
@@ -976,6 +977,7 @@ class _PortablePurchaseWriter(_Writer):
 
     def __init__(self, tz):
         self.tz = tz
+        self.changed_days: set = set()  # local days of existing orders that changed
 
     def write(self, batch: list, *, report: _ErrorReport, result: ImportResult, may_write):
         customer_ids = dict(
@@ -996,23 +998,46 @@ class _PortablePurchaseWriter(_Writer):
         items = {(row[_ORDER], row[_SKU]): row for row in valid if row[_SKU] is not None}
 
         product_ids = self._product_ids(items.values(), result)
-        existing = set(
-            Purchase.objects.filter(order_id__in=orders).values_list("order_id", flat=True)
-        )
-        result.created += len(orders) - len(existing)
-        result.updated += len(existing)
+        stored = {
+            order_id: counted
+            for order_id, *counted in Purchase.objects.filter(order_id__in=orders).values_list(
+                "order_id", "purchased_at", "customer_id", "total", "status"
+            )
+        }
+        result.created += len(orders) - len(stored)
+        result.updated += len(stored)
+        purchases = [
+            Purchase(
+                order_id=order_id,
+                customer_id=customer_ids[row[_CUSTOMER]],
+                purchased_at=_aware(row[_LOCAL_AT], row[_AT], self.tz),
+                total=Decimal(row[_TOTAL]),
+                status=row[_STATUS],
+                channel=row[_CHANNEL],
+            )
+            for order_id, row in orders.items()
+        ]
+        # The analytics' id watermark cannot see changed orders (nor their items, which
+        # count in the category breakdown): their days before and after are marked.
+        stored_items = {
+            (order_id, sku): (quantity, unit_price)
+            for order_id, sku, quantity, unit_price in PurchaseItem.objects.filter(
+                purchase__order_id__in=stored
+            ).values_list("purchase__order_id", "product__sku", "quantity", "unit_price")
+        }
+        new_items = {
+            order_id
+            for (order_id, sku), row in items.items()
+            if order_id in stored
+            and stored_items.get((order_id, sku)) != (int(row[_QUANTITY]), Decimal(row[_PRICE]))
+        }
+        for purchase in purchases:
+            before = stored.get(purchase.order_id)
+            counted = [purchase.purchased_at, purchase.customer_id, purchase.total, purchase.status]
+            if before is not None and (before != counted or purchase.order_id in new_items):
+                self.changed_days.update(local_days([before[0], purchase.purchased_at]))
         Purchase.objects.bulk_create(
-            [
-                Purchase(
-                    order_id=order_id,
-                    customer_id=customer_ids[row[_CUSTOMER]],
-                    purchased_at=_aware(row[_LOCAL_AT], row[_AT], self.tz),
-                    total=Decimal(row[_TOTAL]),
-                    status=row[_STATUS],
-                    channel=row[_CHANNEL],
-                )
-                for order_id, row in orders.items()
-            ],
+            purchases,
             update_conflicts=True,
             unique_fields=["order_id"],
             update_fields=["customer", "purchased_at", "total", "status", "channel"],
@@ -1086,6 +1111,8 @@ class _PostgresPurchaseWriter(_Writer):
         self.purchase = quote(Purchase._meta.db_table)
         self.item = quote(PurchaseItem._meta.db_table)
         self.analysed = False
+        self.changed_days: set = set()  # local days of existing orders that changed
+        self.first_new_id: int | None = None
 
     def batch_size(self) -> int:
         return COPY_BATCH_SIZE
@@ -1191,8 +1218,13 @@ class _PostgresPurchaseWriter(_Writer):
                 f" channel FROM {orders} WHERE NOT existing"
             )
             result.created += cursor.rowcount
-            cursor.execute(f"SELECT count(*) FROM {orders} WHERE existing")  # noqa: S608
-            existing = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE existing),"  # noqa: S608
+                f" min(purchase_id) FILTER (WHERE NOT existing) FROM {orders}"
+            )
+            existing, first_new_id = cursor.fetchone()
+            if self.first_new_id is None:
+                self.first_new_id = first_new_id
             result.updated += existing
             # Items of a new purchase cannot exist yet: a plain insert; those of an existing
             # purchase are upserted. The last row of an order's sku wins.
@@ -1207,6 +1239,23 @@ class _PostgresPurchaseWriter(_Writer):
             cursor.execute(f"{item} {lines.format('NOT')}")
             if not existing:
                 return
+            # The analytics' id watermark cannot see changed orders: the days (before and
+            # after) of those whose counted fields or item lines change are marked.
+            cursor.execute(
+                "SELECT DISTINCT v.day FROM"  # noqa: S608
+                " (SELECT (p.purchased_at AT TIME ZONE %s)::date AS old_day,"
+                " (o.purchased_at AT TIME ZONE %s)::date AS new_day"
+                f" FROM {orders} o JOIN {self.purchase} p ON p.id = o.purchase_id"
+                " WHERE o.existing AND ((p.customer_id, p.purchased_at, p.total, p.status)"
+                " IS DISTINCT FROM (o.customer_id, o.purchased_at, o.total, o.status)"
+                f" OR EXISTS (SELECT 1 FROM {rows} s JOIN {self.product} pr ON pr.sku = s.sku"
+                f" LEFT JOIN {self.item} i ON i.purchase_id = o.purchase_id"
+                " AND i.product_id = pr.id WHERE s.order_id = o.order_id AND (i.id IS NULL"
+                " OR (i.quantity, i.unit_price) IS DISTINCT FROM (s.quantity, s.unit_price))))"
+                ") c CROSS JOIN LATERAL (VALUES (c.old_day), (c.new_day)) v(day)",
+                [self.tz_name, self.tz_name],
+            )
+            self.changed_days.update(day for (day,) in cursor.fetchall())
             cursor.execute(
                 f"UPDATE {self.purchase} p SET customer_id = o.customer_id,"  # noqa: S608
                 " purchased_at = o.purchased_at, total = o.total, status = o.status,"
@@ -1238,7 +1287,7 @@ def import_purchases(
         writer = _PostgresPurchaseWriter(settings.TIME_ZONE)
     else:
         writer = _PortablePurchaseWriter(timezone.get_default_timezone())
-    return _run(
+    result = _run(
         rows,
         kind=ImportKind.PURCHASES,
         clean=_purchase_cleaner(),
@@ -1247,6 +1296,11 @@ def import_purchases(
         progress=progress,
         on_error=on_error,
     )
+    if result.committed:
+        days_changed(writer.changed_days)
+        if getattr(writer, "first_new_id", None) is not None:
+            long_insert_committed(first_id=writer.first_new_id, count=result.created)
+    return result
 
 
 IMPORTERS = {ImportKind.CUSTOMERS: import_customers, ImportKind.PURCHASES: import_purchases}

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils.translation import gettext as _
 
+from customers.freshness import purchases_changed
 from customers.models import (
     ConsentRecord,
     Customer,
@@ -164,6 +165,8 @@ def _move_related(*, keep: Customer, merged_ids: list[int]) -> dict[int, dict[st
     for pk in merged_ids:
         moved[pk].setdefault("history", 0)
 
+    # The moved purchases count for another customer now: the analytics recompute their days.
+    purchases_changed(Purchase.objects.filter(customer__in=merged_ids))
     # Tags the kept customer already has would be a duplicate row: only the others move.
     Customer.tags.through.objects.filter(customer__in=merged_ids).exclude(
         tag__in=keep.tags.values("pk")
