@@ -418,3 +418,24 @@ def test_bad_api_input_is_a_400_in_the_common_format(shop_data, marketer, body, 
     assert payload["type"] == "validation_error"
     assert (attr, code) in {(error["attr"], error["code"]) for error in payload["errors"]}
     assert not Goal.objects.exists()
+
+
+def test_nonsense_posted_to_the_pages_gets_form_errors_not_a_500(shop_data, marketer):
+    client = page_client(marketer)
+    nonsense = {"kpi": "x", "target_kind": "y", "target": "1e999", "start": "abc", "end": ""}
+    response = client.post("/analytics/goals/new/", nonsense, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert set(response.context["form"].errors) >= {"kpi", "target_kind", "target", "start"}
+    assert client.get("/analytics/goals/", {"page": "abc"}).status_code == 200
+
+
+def test_the_admin_saves_goals_through_the_actions(shop_data, admin_member):
+    client = page_client(admin_member)
+    data = {**NEW_GOAL, "target": "0.05", "owner": admin_member.pk}
+    response = client.post("/admin/analytics/goal/add/", data)
+    assert response.status_code == 302, response.content
+    saved = Goal.objects.get()
+    assert (saved.baseline, saved.created_by) == (Decimal("0.5"), admin_member)
+    refused = client.post("/admin/analytics/goal/add/", {**data, "target": "5"})
+    assert refused.status_code == 200 and Goal.objects.count() == 1  # 500 points
+    assert client.get("/admin/analytics/goal/").status_code == 200
