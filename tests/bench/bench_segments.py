@@ -3,8 +3,12 @@
     flock /tmp/bench.lock env DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench \\
         .venv/bin/python -m tests.bench.bench_segments [--requests 60] [--explain]
 
-(a) live counts through ``count_matching`` for several three-condition rules (p50/p95 over
-``--requests`` calls each, cycling through variants of the rule; target p95 <= 200 ms), and
+(a) live counts for several three-condition rules, cycling through variants of each rule:
+``count_matching``'s SQL path once per variant (the oracle; its timings for comparison), then
+``count_matching`` and ``live_preview`` (the builder page's call: count, breakdowns, sample)
+from the column snapshot (segments.columns, built first: its build time and size are
+printed), ``--requests`` calls each, p50/p95/max (target p95 <= 200 ms), every count checked
+against SQL's and one preview per rule compared whole with the SQL preview; and
 (b) the refresh of a dynamic segment of about 200,000 members through ``refresh_segment``
 (target <= 10 s), timed twice: into an empty members table and replacing the members.
 
@@ -17,7 +21,9 @@ the segment and its members are deleted too, so the dataset is left as found.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 import time
 
 from tests.bench.dataset import ensure_dataset, setup_django
@@ -176,32 +182,98 @@ def explain(tree: dict) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def bench_counts(requests: int, show_plans: bool) -> None:
-    from django.db import OperationalError
+def summary(timings: list[float]) -> str:
+    p95 = percentile(timings, 0.95)
+    return (
+        f"{statistics.median(timings):>9.1f}{p95:>9.1f}{max(timings):>9.1f}"
+        f"{'<= ' + str(COUNT_TARGET_MS):>9}  {'yes' if p95 <= COUNT_TARGET_MS else 'NO'}"
+    )
+
+
+def sql_counts(variants: list[dict]) -> tuple[list[int], list[float]]:
+    """count_matching's SQL path for every variant (the oracle), with its timings."""
+    from django.test import override_settings
 
     from segments.evaluation import count_matching
 
-    print(f"\n(a) live counts, {requests} calls of count_matching per rule, milliseconds")
-    print(f"{'rule':<50}{'matches':>10}{'p50':>9}{'p95':>9}{'max':>9}{'target':>9}  ok")
-    for name, variants in rules():
-        try:
-            for tree in variants[:3]:  # warm-up, and a guard against a runaway plan
-                count_matching(tree)
-        except OperationalError as error:
-            print(f"{name:<50} gave up: {str(error).strip()}")
-            continue
-        timings, counts = [], []
-        for n in range(requests):
-            tree = variants[n % len(variants)]
+    counts, timings = [], []
+    with override_settings(SEGMENT_COLUMNS_DIR=""):
+        for tree in variants:
             start = time.perf_counter()
             counts.append(count_matching(tree))
             timings.append((time.perf_counter() - start) * 1000)
-        p95 = percentile(timings, 0.95)
-        shown = f"{min(counts)}-{max(counts)}"
+    return counts, timings
+
+
+def build_columns() -> None:
+    from segments import columns
+
+    start = time.perf_counter()
+    snapshot = columns.build_snapshot()
+    print(
+        f"\ncolumn snapshot: built in {time.perf_counter() - start:.1f} s, "
+        f"{snapshot.size:,} customers, {len(snapshot.arrays['p_day']):,} completed purchases, "
+        f"{columns.memory_bytes(snapshot) / 2**20:.0f} MiB in memory (mapped, shared by the "
+        f"processes of a host), {snapshot.disk_bytes() / 2**20:.0f} MiB on disk"
+    )
+
+
+def served_from_snapshot() -> bool:
+    from segments import columns
+    from segments.models import ScoringRun
+
+    return columns.fresh_snapshot(ScoringRun.objects.latest_succeeded()) is not None
+
+
+def bench_counts(requests: int, show_plans: bool) -> None:
+    """Per rule: the SQL path once per variant (the oracle and its timings), then
+    ``count_matching`` and ``live_preview`` from the column snapshot, ``requests`` calls each."""
+    from django.db import OperationalError
+    from django.test import override_settings
+
+    from segments.evaluation import count_matching
+    from segments.preview import live_preview
+
+    print(f"\n(a) live counts, milliseconds: SQL once per variant, columnar {requests} calls")
+    print(f"{'rule / path':<58}{'matches':>16}{'p50':>9}{'p95':>9}{'max':>9}{'target':>9}  ok")
+    for name, variants in rules():
+        try:
+            want, sql_timings = sql_counts(variants)
+        except OperationalError as error:
+            print(f"{name:<58} SQL gave up: {str(error).strip()}")
+            want, sql_timings = None, None
+        print(name)
+        if sql_timings:
+            shown = f"{min(want)}-{max(want)}"
+            print(f"{'  SQL count_matching':<58}{shown:>16}{summary(sql_timings)}")
+        fresh_before = served_from_snapshot()
+        for label, call in (
+            ("columnar count_matching", count_matching),
+            ("columnar live_preview", lambda tree: live_preview(tree)["count"]),
+        ):
+            timings, counts = [], []
+            for n in range(requests):
+                tree = variants[n % len(variants)]
+                start = time.perf_counter()
+                counts.append(call(tree))
+                timings.append((time.perf_counter() - start) * 1000)
+            same = want is not None and all(
+                counts[n] == want[n % len(variants)] for n in range(requests)
+            )
+            shown = f"{min(counts)}-{max(counts)} {'=SQL' if same else '!=SQL'}"
+            print(f"{'  ' + label:<58}{shown:>16}{summary(timings)}")
+        fresh = fresh_before and served_from_snapshot()
+        with override_settings(SEGMENT_COLUMNS_DIR=""):
+            slow = live_preview(variants[0])
+        fast = live_preview(variants[0])
+        same_preview = (
+            fast["breakdowns"] == slow["breakdowns"]
+            and [c.pk for c in fast["sample"]] == [c.pk for c in slow["sample"]]
+            and fast["count"] == slow["count"]
+        )
         print(
-            f"{name:<50}{shown:>10}{statistics.median(timings):>9.1f}{p95:>9.1f}"
-            f"{max(timings):>9.1f}{'<= ' + str(COUNT_TARGET_MS):>9}  "
-            f"{'yes' if p95 <= COUNT_TARGET_MS else 'NO'}"
+            f"  served from the snapshot throughout: {'yes' if fresh else 'NO (data changed)'}; "
+            f"preview (breakdowns, sample) equal to SQL's: {'yes' if same_preview else 'NO'}"
         )
         if show_plans:
             print(explain(variants[0]))
@@ -273,10 +345,16 @@ def main() -> None:
             cursor.execute(f"ANALYZE {model._meta.db_table}")
         # A runaway plan must not hold the shared benchmark lock for long.
         cursor.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
+    # The snapshot goes to a scratch folder, removed at the end like the scratch run.
+    from django.conf import settings
+
+    settings.SEGMENT_COLUMNS_DIR = tempfile.mkdtemp(prefix="bench-segment-columns-")
     try:
+        build_columns()
         bench_counts(args.requests, args.explain)
         bench_refresh(run)
     finally:
+        shutil.rmtree(settings.SEGMENT_COLUMNS_DIR, ignore_errors=True)
         if scratch:
             drop_run(run)
 
