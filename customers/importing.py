@@ -1493,6 +1493,43 @@ def run_uploaded_import(*, job: ImportJob) -> ImportResult | None:
         raise
 
 
+# What the imports list shows as the "file" of a bulk upsert through the API (not translated:
+# it names the endpoint, whatever the reader's language).
+API_BULK_SOURCE = "POST /api/v1/purchases/bulk/"
+
+
+def record_api_import(
+    *,
+    kind: str,
+    result: ImportResult,
+    errors: list[dict],
+    keep_valid_rows: bool,
+    user,
+    started_at,
+) -> ImportJob:
+    """A bulk upsert through the API, recorded as a finished import so that admins see it in
+    the imports list with the file imports. ``errors``: the answer's row errors (the request's
+    purchase ``index``, ``field`` and ``reason``), the first KEPT_ERRORS of them kept."""
+    return ImportJob.objects.create(
+        kind=kind,
+        file_name=API_BULK_SOURCE,
+        keep_valid_rows=keep_valid_rows,
+        status=ImportStatus.SUCCEEDED if result.committed else ImportStatus.FAILED,
+        created_by=user,
+        created_at=started_at,
+        started_at=started_at,
+        finished_at=timezone.now(),
+        rows_read=result.rows_read,
+        rows_created=result.created,
+        rows_updated=result.updated,
+        error_count=result.error_count,
+        errors=[
+            {"line": error["index"], "column": error["field"], "reason": error["reason"]}
+            for error in errors[:KEPT_ERRORS]
+        ],
+    )
+
+
 def import_file(
     *,
     kind: str,

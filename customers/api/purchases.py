@@ -10,6 +10,7 @@ from decimal import Decimal
 import django_filters
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import (
@@ -50,9 +51,10 @@ from customers.api.fields import (
     TextField,
 )
 from customers.freshness import days_changed, local_days
-from customers.importing import RowError, import_purchases
+from customers.importing import RowError, import_purchases, record_api_import
 from customers.models import (
     Customer,
+    ImportKind,
     Product,
     Purchase,
     PurchaseChannel,
@@ -480,13 +482,21 @@ class PurchaseViewSet(ListCreateRetrieveUpdateViewSet):
         serializer = BulkRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         rows, origins = _import_rows(serializer.validated_data["purchases"])
+        started_at = timezone.now()
+        keep_valid_rows = serializer.validated_data["keep_valid_rows"]
         result = import_purchases(
-            rows,
-            keep_valid_rows=serializer.validated_data["keep_valid_rows"],
-            user=request.user,
-            source="api",
+            rows, keep_valid_rows=keep_valid_rows, user=request.user, source="api"
         )
         errors = _row_errors(result.errors, origins)
+        # Admins see API imports in the imports list, refused ones too.
+        record_api_import(
+            kind=ImportKind.PURCHASES,
+            result=result,
+            errors=errors,
+            keep_valid_rows=keep_valid_rows,
+            user=request.user,
+            started_at=started_at,
+        )
         if not result.committed:
             detail = {}
             for error in errors:

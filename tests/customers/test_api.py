@@ -18,6 +18,7 @@ from customers.models import (
     ConsentRecord,
     ConsentSource,
     Customer,
+    ImportJob,
     Interaction,
     Product,
     Purchase,
@@ -558,6 +559,31 @@ def test_bulk_keep_valid_rows_writes_the_others(api):
     assert (body["created"], body["committed"], body["error_count"]) == (1, True, 1)
     assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "customer_external_id")]
     assert list(Purchase.objects.values_list("order_id", flat=True)) == ["EC-1"]
+
+
+def test_bulk_upserts_are_listed_with_the_imports(api, sales, admin_member, client_as):
+    CustomerFactory(external_id="C-4001")
+    api.post("/api/v1/purchases/bulk/", {"purchases": [bulk_row("EC-1"), bulk_row("EC-2")]})
+    api.post("/api/v1/purchases/bulk/", {"purchases": [bulk_row("EC-1", total="10")]})
+    refused = {"purchases": [bulk_row("EC-3"), bulk_row("EC-4", customer="NOBODY")]}
+    assert api.post("/api/v1/purchases/bulk/", refused).status_code == 404
+    jobs = ImportJob.objects.order_by("id")
+    assert [
+        (j.kind, j.status, j.created_by, j.rows_read, j.rows_created, j.rows_updated) for j in jobs
+    ] == [
+        ("purchases", "succeeded", sales, 2, 2, 0),
+        ("purchases", "succeeded", sales, 1, 0, 1),
+        ("purchases", "failed", sales, 2, 0, 0),
+    ]
+    assert jobs[2].error_count == 1
+    assert [(e["line"], e["column"]) for e in jobs[2].errors] == [(1, "customer_external_id")]
+    assert all(j.file_name == "POST /api/v1/purchases/bulk/" and j.finished_at for j in jobs)
+
+    page = client_as(admin_member).get("/imports/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert page.content.decode().count("POST /api/v1/purchases/bulk/") == 3
+    detail = client_as(admin_member).get(f"/imports/{jobs[2].pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert "NOBODY" in detail.content.decode()
 
 
 def test_bulk_refuses_malformed_rows_whole(api):
