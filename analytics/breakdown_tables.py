@@ -60,6 +60,12 @@ class BreakdownTable:
     links: list[str | None] = field(default_factory=list)  # per row, for the first cell
     heat: list[list[float | None]] | None = None  # per cell 0..1 (the timing heatmaps)
 
+    def html_headers(self) -> list[dict]:
+        return [
+            {"text": header, "number": kind != TEXT}
+            for header, kind in zip(self.headers, self.kinds, strict=True)
+        ]
+
     def html_rows(self) -> list[dict]:
         return [
             {
