@@ -24,6 +24,11 @@ def in_percent(kpi: str, target_kind: str) -> bool:
     return kpi in RATE_KPIS or target_kind == GoalTargetKind.CHANGE
 
 
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and never in exponent form (500, not 5E+2)."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
 def owners():
     return get_user_model().objects.filter(is_active=True).order_by("username")
 
@@ -61,10 +66,9 @@ class GoalForm(forms.ModelForm):
         self.today = today or analytics_today()
         self.fields["owner"].queryset = owners()
         goal = self.instance
-        if goal.pk and not self.is_bound and in_percent(goal.kpi, goal.target_kind):
-            self.initial["target"] = (goal.target * HUNDRED).normalize()
-        elif goal.pk and not self.is_bound:
-            self.initial["target"] = goal.target.normalize()
+        if goal.pk and not self.is_bound:
+            shown = goal.target * HUNDRED if in_percent(goal.kpi, goal.target_kind) else goal.target
+            self.initial["target"] = plain(shown)
 
     def clean(self):
         data = super().clean()

@@ -9,6 +9,7 @@ from django import template
 from django.utils import formats
 from django.utils.translation import gettext as _
 
+from analytics.forms_goals import plain
 from analytics.goals import COUNTS, MONEY, analytics_today, goals_for_dashboard
 from analytics.models import RATE_KPIS, GoalTargetKind
 from crm.templatetags.crm_tags import money
@@ -54,7 +55,7 @@ def goal_target(goal) -> str:
         return goal_value(goal.target, goal.kpi)
     sign = "+" if goal.target > 0 else "−"
     size = abs(goal.target) * 100
-    number = formats.number_format(size.normalize(), 2 if size % 1 else 0)
+    number = formats.number_format(plain(size))
     if goal.kpi in RATE_KPIS:
         return _("%(sign)s%(number)s points") % {"sign": sign, "number": number}
     return f"{sign}{number}%"

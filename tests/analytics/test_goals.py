@@ -193,9 +193,17 @@ def test_rates_and_changes_are_typed_in_percent(shop_data, marketer, data, store
     assert bound.cleaned_data["target"] == stored
 
 
-def test_editing_shows_percent_again(shop_data, marketer):
-    saved = goal(marketer, GoalKpi.REPEAT_RATE, "0.125")
-    assert GoalForm(instance=saved).initial["target"] == Decimal("12.5")
+@pytest.mark.parametrize(
+    ("kpi", "stored", "shown"),
+    [
+        (GoalKpi.REPEAT_RATE, "0.125", "12.5"),
+        (GoalKpi.REPEAT_RATE, "1", "100"),
+        (GoalKpi.REVENUE, "1000000", "1000000"),
+    ],
+)
+def test_editing_shows_what_was_typed(shop_data, marketer, kpi, stored, shown):
+    saved = goal(marketer, kpi, stored)
+    assert str(GoalForm(instance=saved).initial["target"]) == shown
 
 
 @pytest.mark.parametrize(
@@ -439,3 +447,20 @@ def test_the_admin_saves_goals_through_the_actions(shop_data, admin_member):
     refused = client.post("/admin/analytics/goal/add/", {**data, "target": "5"})
     assert refused.status_code == 200 and Goal.objects.count() == 1  # 500 points
     assert client.get("/admin/analytics/goal/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kpi", "kind", "target", "shown"),
+    [
+        (GoalKpi.RETENTION_RATE, CHANGE, "0.05", "+5 points"),
+        (GoalKpi.CHURN_RATE, CHANGE, "-0.025", "−2.5 points"),
+        (GoalKpi.REVENUE, CHANGE, "1", "+100%"),
+        (GoalKpi.REPEAT_RATE, ABSOLUTE, "0.35", "35.0%"),
+        (GoalKpi.PURCHASES, ABSOLUTE, "12000", "12,000"),
+    ],
+)
+def test_targets_read_as_they_were_set(kpi, kind, target, shown):
+    from analytics.templatetags.goal_tags import goal_target
+
+    with translation.override("en"):
+        assert goal_target(Goal(kpi=kpi, target_kind=kind, target=Decimal(target))) == shown
