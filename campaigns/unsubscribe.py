@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
 
-from campaigns.models import Message, MessageStatus, SuppressionReason
+from campaigns.models import Message, MessageStatus, Suppression, SuppressionReason
 from campaigns.sending import OPTED_OUT_NOTE
 from campaigns.suppression import email_hash, suppress
 from campaigns.tokens import parse_message_token
@@ -28,8 +27,6 @@ def message_for_token(token: str) -> Message | None:
 
 
 def is_unsubscribed(message: Message) -> bool:
-    from campaigns.models import Suppression
-
     return (
         not message.customer.email_opt_in
         and Suppression.objects.filter(email_hash=email_hash(message.email)).exists()
@@ -47,17 +44,19 @@ def unsubscribe(*, message: Message) -> int:
     Returns the number of queued messages skipped.
     """
     customer = type(message.customer).objects.select_for_update().get(pk=message.customer_id)
+    # Staff read both; the recipient's page language must not decide what is stored.
+    source = f"campaign {message.campaign_id}: {message.campaign.name}"[:200]
     suppress(
         email=message.email,
         reason=SuppressionReason.UNSUBSCRIBED,
         source_message=message,
-        note=gettext("Unsubscribe link of campaign %(name)s") % {"name": message.campaign.name},
+        note=f"unsubscribe link, {source}",
     )
     record_consent(
         customer=customer,
         opted_in=False,
         source=ConsentSource.UNSUBSCRIBE,
-        form=f"campaign {message.campaign_id}: {message.campaign.name}"[:200],
+        form=source,
         at=timezone.now(),
     )
     return Message.objects.filter(customer_id=customer.pk, status=MessageStatus.QUEUED).update(
