@@ -13,13 +13,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, connection, transaction
 from django.utils import translation
 
 from customers import importing
 from customers.csv_reading import ImportFileError, read_csv
 from customers.importing import RowError, import_customers, import_purchases
 from customers.models import ConsentRecord, Customer, Product, Purchase, PurchaseItem
-from tests.customers.factories import CustomerFactory, ProductFactory, PurchaseFactory
+from tests.customers.factories import CustomerFactory, ProductFactory, PurchaseFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -552,6 +553,45 @@ def test_reimporting_purchases_updates_orders_and_items_without_duplicates(custo
         ("TEA-01", 3, Decimal("1320")),
     ]
     assert PurchaseItem.objects.count() == 2
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["set-wise checks", "per-row checks"])
+def test_purchase_references_are_checked_once_and_triggers_fire_again_after(
+    customers, monkeypatch, trusted
+):
+    # On PostgreSQL with the privilege, the references the import resolved itself are not
+    # checked again row by row (session_replication_role): same rows either way, and the
+    # enclosing transaction gets its checks and triggers back.
+    monkeypatch.setattr(importing, "TRUST_CHECKED_REFERENCES", trusted)
+    c1, c2, _c3 = customers
+    purchases_csv(ITEM_HEADER + f"O1,{c1},2026-05-03,1080,TEA-01,1,1080\n")
+    result = purchases_csv(
+        ITEM_HEADER
+        + f"O1,{c2},2026-05-04,2160,TEA-01,2,1080\nO2,{c1},2026-05-05,500,NEW-01,1,500\n"
+        + "O3,NOBODY,2026-05-05,500,NEW-01,1,500\n",
+        keep_valid_rows=True,
+    )
+    assert (result.created, result.updated, result.products_created) == (1, 1, 1)
+    assert sorted(
+        PurchaseItem.objects.values_list(
+            "purchase__order_id", "purchase__customer__external_id", "product__sku", "quantity"
+        )
+    ) == [("O1", c2, "TEA-01", 2), ("O2", c1, "NEW-01", 1)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone()[0] == "origin"
+            with pytest.raises(IntegrityError), transaction.atomic():
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # checked now, not at commit
+                PurchaseItem.objects.create(
+                    purchase_id=Purchase.objects.get(order_id="O2").pk,
+                    product_id=2**40,
+                    quantity=1,
+                    unit_price=1,
+                )
+    tagged = Customer.objects.get(external_id=c1)
+    tagged.tags.add(TagFactory(name="VIP"))  # the tag row's created_at comes from a trigger
+    assert tagged.customertag_set.get().created_at == tagged.created_at
 
 
 def test_an_order_split_across_batches_is_one_purchase(customers, batch_size):
