@@ -42,6 +42,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.audience import freeze_audience
+from campaigns.mime import send_one
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.rendering import (
     Recipient,
@@ -351,6 +352,14 @@ def _eligible_ids(rows: list[Message]) -> set[int]:
     return {m.id for m in rows if m.customer_id in consenting and hashes[m.id] not in blocked}
 
 
+def _held(*, campaign_id: int, lease: uuid.UUID):
+    """The messages a sender holds under ``lease`` (the campaign narrows the search to the
+    (campaign, status) index: the lease has none of its own)."""
+    return Message.objects.filter(
+        campaign_id=campaign_id, status=MessageStatus.SENDING, lease=lease
+    )
+
+
 @transaction.atomic
 def _write_outcome(
     *,
@@ -364,7 +373,7 @@ def _write_outcome(
     renew the lease of the batch's messages still to send. Returns how many of those this
     worker still holds (fewer than expected: another worker took the batch over)."""
     now = timezone.now()
-    mine = Message.objects.filter(lease=lease, status=MessageStatus.SENDING)
+    mine = _held(campaign_id=campaign_id, lease=lease)
     sent = mine.filter(id__in=outcome.sent).update(
         status=MessageStatus.SENT,
         sent_at=now,
@@ -408,7 +417,7 @@ def _write_outcome(
 def _release(*, campaign_id: int, lease: uuid.UUID) -> None:
     """Give back the batch's messages never handed to the server (paused, cancelled, server
     unavailable, connection lost)."""
-    mine = Message.objects.filter(lease=lease, status=MessageStatus.SENDING)
+    mine = _held(campaign_id=campaign_id, lease=lease)
     if Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.CANCELLED).exists():
         mine.update(status=MessageStatus.SKIPPED, error=CANCELLED_NOTE, lease=None, sent_at=None)
         return
@@ -431,7 +440,7 @@ def send_batch(*, campaign: Campaign, lease: uuid.UUID) -> tuple[int, bool]:
     server accepted and whether it is worth claiming another batch now (False: the server
     is unreachable, the campaign stopped or the batch was taken over)."""
     rows = list(
-        Message.objects.filter(lease=lease, status=MessageStatus.SENDING)
+        _held(campaign_id=campaign.pk, lease=lease)
         .only("id", "customer_id", "email", "variant_id", "attempts")
         .order_by("id")
     )
@@ -447,7 +456,7 @@ def send_batch(*, campaign: Campaign, lease: uuid.UUID) -> tuple[int, bool]:
         renderer = Renderer(campaign=campaign)
         contexts = customer_contexts(m.customer_id for m in rows)
         connection.open()
-        Message.objects.filter(lease=lease, id__in=[m.id for m in groups[0]]).update(
+        _held(campaign_id=campaign.pk, lease=lease).filter(id__in=[m.id for m in groups[0]]).update(
             sent_at=timezone.now()
         )
         for index, group in enumerate(groups):
@@ -494,7 +503,7 @@ def _send_group(*, connection, renderer: Renderer, group: list[Message], context
     ]
     for message, email in zip(to_send, renderer.render(recipients, contexts), strict=True):
         try:
-            if connection.send_messages([email]):
+            if send_one(connection, email):
                 outcome.sent.append(message.id)
             else:
                 outcome.retry[message.id] = "not accepted"
