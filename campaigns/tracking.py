@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,7 +129,7 @@ def make_hit(
         kind=kind,
         message_id=message_id,
         link_id=link_id,
-        at=datetime.now(UTC).timestamp(),
+        at=time.time(),
         user_agent=user_agent,
         ip_hash=ip_hash(ip) if ip else "",
         machine_reason=machine_events.classify_request(
