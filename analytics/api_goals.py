@@ -28,6 +28,8 @@ from analytics.goals import (
     goal_errors,
     goal_progress,
     goals_queryset,
+    periods_needed,
+    prefetch_figures,
     update_goal,
 )
 from analytics.models import Goal, GoalKpi, GoalTargetKind
@@ -206,6 +208,13 @@ class GoalViewSet(APIViewSetMixin, viewsets.ModelViewSet):
 
     def get_serializer_context(self) -> dict:
         return {**super().get_serializer_context(), "today": analytics_today()}
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None:  # the page's progress figures, read together
+            today = analytics_today()
+            prefetch_figures([p for goal in page for p in periods_needed(goal, today=today)])
+        return page
 
     def perform_destroy(self, instance: Goal) -> None:
         delete_goal(goal=instance)

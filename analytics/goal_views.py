@@ -20,8 +20,8 @@ from analytics.goals import (
     analytics_today,
     create_goal,
     delete_goal,
-    goal_progress,
     goals_queryset,
+    progress_of,
     update_goal,
 )
 from analytics.models import Goal
@@ -41,7 +41,7 @@ def goal_list(request):
     filter_form = GoalFilterForm(request.GET or None)
     queryset = goals_queryset(today=today, **filter_form.filters()).order_by("-end", "kpi", "id")
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [goal_progress(goal, today=today) for goal in page.object_list]
+    rows = progress_of(page.object_list, today=today)
     query = request.GET.copy()
     query.pop("page", None)
     return render(

@@ -47,7 +47,9 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from analytics.kpis import Period, kpis, rollup_version, shift_years
+from analytics.kpis import Period, customer_counts, kpis, rollup_version, shift_years
+from analytics.kpis import _figures as period_kpis
+from analytics.kpis import _reader as kpi_reader
 from analytics.models import RATE_KPIS, Goal, GoalKpi, GoalTargetKind
 from analytics.rollups import local_day
 
@@ -118,15 +120,51 @@ def as_decimal(value) -> Decimal | None:
     return Decimal(str(value)).quantize(STORED, rounding=ROUND_HALF_UP)
 
 
+def _figures_key(version: int, period: Period) -> str:
+    return f"analytics:goal-figures:{version}:{period.start.isoformat()}:{period.end.isoformat()}"
+
+
 def period_figures(start: date, end: date) -> dict:
-    """kpis() of start..end, cached until the rollups change: a page of goals sharing a
-    period asks for it once."""
-    key = f"analytics:goal-figures:{rollup_version()}:{start.isoformat()}:{end.isoformat()}"
+    """kpis() of start..end, cached until the rollups change (the version is in the key)."""
+    key = _figures_key(rollup_version(), Period(start, end))
     figures = cache.get(key)
     if figures is None:
         figures = kpis(start=start, end=end)
         cache.set(key, figures, FIGURES_CACHE_SECONDS)
     return figures
+
+
+def prefetch_figures(periods) -> None:
+    """Compute the figures of every period not cached yet in one read of the rollups, as
+    kpis_with_comparisons() does for its three periods: a page of goals reads the months
+    their overlapping periods share once, not once per goal."""
+    version = rollup_version()
+    wanted = {_figures_key(version, period): period for period in set(periods)}
+    cached = cache.get_many(list(wanted))
+    todo = [period for key, period in wanted.items() if key not in cached]
+    if not todo:
+        return
+    # analytics.kpis' own batch reader (private there: kpis() and kpis_with_comparisons()
+    # are its public faces, for one period and its comparisons).
+    reader = kpi_reader(todo, None)
+    counts = customer_counts(sorted({period.end for period in todo}), None)
+    cache.set_many(
+        {
+            _figures_key(version, period): period_kpis(reader, period, counts[period.end])
+            for period in todo
+        },
+        FIGURES_CACHE_SECONDS,
+    )
+
+
+def periods_needed(goal: Goal, *, today: date) -> list[Period]:
+    """The periods whose figures ``goal_progress(goal, today=today)`` reads."""
+    if today < goal.start:
+        return []
+    periods = [Period(goal.start, min(today, goal.end))]
+    if goal.baseline is None:
+        periods.append(baseline_period(goal.start, goal.end))
+    return periods
 
 
 def kpi_value(kpi: str, start: date, end: date) -> Decimal | None:
@@ -264,6 +302,14 @@ def goal_progress(goal: Goal, *, today: date | None = None) -> Progress:
     )
 
 
+def progress_of(goals, *, today: date | None = None) -> list[Progress]:
+    """``goal_progress`` of each goal, their figures read together first."""
+    today = today or analytics_today()
+    goals = list(goals)
+    prefetch_figures([period for goal in goals for period in periods_needed(goal, today=today)])
+    return [goal_progress(goal, today=today) for goal in goals]
+
+
 # --- Lists ------------------------------------------------------------------------------------
 
 
@@ -321,7 +367,7 @@ def goals_for_dashboard(*, today: date | None = None, user) -> list[Progress]:
         )
     )
     goals.sort(key=lambda goal: _panel_order(goal, today=today, user=user))
-    return [goal_progress(goal, today=today) for goal in goals[:PANEL_LIMIT]]
+    return progress_of(goals[:PANEL_LIMIT], today=today)
 
 
 # --- Validation -------------------------------------------------------------------------------

@@ -464,3 +464,25 @@ def test_targets_read_as_they_were_set(kpi, kind, target, shown):
 
     with translation.override("en"):
         assert goal_target(Goal(kpi=kpi, target_kind=kind, target=Decimal(target))) == shown
+
+
+def test_progress_read_together_equals_progress_one_by_one(shop_data, marketer):
+    from django.core.cache import cache
+
+    from analytics.goals import progress_of
+
+    goals = [
+        goal(marketer, GoalKpi.REVENUE, "12000"),
+        goal(marketer, GoalKpi.RETENTION_RATE, "0.10", kind=CHANGE),
+        goal(marketer, GoalKpi.CUSTOMERS, "0.5", kind=CHANGE),
+        goal(marketer, GoalKpi.REPEAT_RATE, "0.5", start=date(2026, 1, 1), end=date(2026, 12, 31)),
+        goal(marketer, GoalKpi.AOV, "1500", start=date(2026, 4, 10), end=date(2026, 4, 25)),
+    ]
+    for today in (MID_Q2, AFTER_Q2):
+        cache.clear()
+        together = progress_of(goals, today=today)
+        cache.clear()
+        alone = [goal_progress(g, today=today) for g in goals]
+        for a, b in zip(together, alone, strict=True):
+            assert (a.actual, a.target_value, a.status) == (b.actual, b.target_value, b.status)
+    assert together[2].actual == Decimal(4) and together[4].actual == Decimal(1000)  # b on 20 April
