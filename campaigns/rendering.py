@@ -38,7 +38,7 @@ from campaigns import tokens
 from campaigns.mime import CampaignEmail
 from campaigns.models import Campaign, Link, Variant
 from crm.names import full_name
-from customers.models import Customer, Purchase, PurchaseItem
+from customers.models import Customer, Purchase, PurchaseItem, PurchaseStatus
 from customers.prefectures import Prefecture
 from segments.models import CustomerScore, RfmLabel, ScoringRun
 
@@ -202,11 +202,15 @@ def message_id_header(*, campaign_id: int, message_id: int) -> str:
 def customer_contexts(customer_ids: Iterable[int]) -> dict[int, dict[str, str]]:
     """The personalisation values of each customer (three queries for the whole batch)."""
     customer_ids = list(customer_ids)
-    completed = Purchase.objects.completed().filter(customer=OuterRef("pk"))
-    last_purchase = completed.order_by("-purchased_at", "-id")
+    last_purchase = (
+        Purchase.objects.completed()
+        .filter(customer=OuterRef("pk"))
+        .order_by("-purchased_at", "-id")
+    )
+    # One level of subquery: OuterRef("pk") must name the customer, not a purchase.
     last_product = PurchaseItem.objects.filter(
-        purchase=Subquery(last_purchase.values("id")[:1])
-    ).order_by("id")
+        purchase__customer=OuterRef("pk"), purchase__status=PurchaseStatus.COMPLETED
+    ).order_by("-purchase__purchased_at", "-purchase__id", "id")
     rows = Customer.objects.filter(id__in=customer_ids).annotate(
         last_purchase_at=Subquery(last_purchase.values("purchased_at")[:1]),
         last_product=Subquery(last_product.values("product__name")[:1]),

@@ -48,6 +48,10 @@ def html_of(email) -> str:
 def test_variables_are_filled_from_the_customer_and_the_campaign():
     customer = subscriber(family_name="山田", given_name="花子", family_name_kana="ヤマダ")
     product = ProductFactory(name="有機緑茶")
+    older = PurchaseFactory(customer=customer, purchased_at=datetime(2026, 1, 3, tzinfo=UTC))
+    PurchaseItemFactory(purchase=older, product=ProductFactory(name="ほうじ茶"))
+    someone_else = PurchaseFactory(purchased_at=datetime(2026, 9, 1, tzinfo=UTC))
+    PurchaseItemFactory(purchase=someone_else, product=ProductFactory(name="抹茶"))
     purchase = PurchaseFactory(customer=customer, purchased_at=datetime(2026, 5, 3, tzinfo=UTC))
     PurchaseItemFactory(purchase=purchase, product=product)
     CustomerScoreFactory(run=ScoringRunFactory(), customer=customer, rfm_label=RfmLabel.LOYAL)
