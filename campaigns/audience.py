@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -37,31 +39,53 @@ from segments.models import SegmentKind
 _TWO_64 = float(2**64)
 
 
-@dataclass(frozen=True)
-class Draw:
+class Draw(NamedTuple):
     """Where one customer falls in a campaign: held out, or which variant."""
 
     is_holdout: bool
     variant_id: int | None
 
 
+_HELD_OUT = Draw(True, None)
+
+
+def draw_all(
+    *,
+    campaign_id: int,
+    customer_ids: Iterable[int],
+    holdout_percent: int,
+    variants: Sequence[Variant],
+) -> list[Draw]:
+    """The stable random assignment of each customer in the campaign: two independent
+    uniform numbers from one hash of (campaign, customer), the first for the holdout, the
+    second for the variant (chosen by the cumulative weights)."""
+    cumulative = list(accumulate(v.weight for v in variants))
+    variant_ids = [v.pk for v in variants]
+    last = len(variant_ids) - 1
+    prefix = f"campaigns.draw:{campaign_id}:".encode()
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    draws = []
+    for customer_id in customer_ids:
+        digest = sha256(prefix + str(customer_id).encode()).digest()
+        if from_bytes(digest[:8], "big") / _TWO_64 * 100 < holdout_percent:
+            draws.append(_HELD_OUT)
+            continue
+        variant_draw = from_bytes(digest[8:16], "big") / _TWO_64 * 100
+        index = min(bisect_right(cumulative, variant_draw), last)
+        draws.append(Draw(False, variant_ids[index]))
+    return draws
+
+
 def draw(
     *, campaign_id: int, customer_id: int, holdout_percent: int, variants: Sequence[Variant]
 ) -> Draw:
-    """The stable random assignment of ``customer_id`` in ``campaign_id``: two independent
-    uniform numbers from one hash, the first for the holdout, the second for the variant
-    (chosen by the cumulative weights)."""
-    digest = hashlib.sha256(f"campaigns.draw:{campaign_id}:{customer_id}".encode()).digest()
-    holdout_draw = int.from_bytes(digest[:8], "big") / _TWO_64
-    if holdout_draw * 100 < holdout_percent:
-        return Draw(is_holdout=True, variant_id=None)
-    variant_draw = int.from_bytes(digest[8:16], "big") / _TWO_64 * 100
-    total = 0
-    for variant in variants:
-        total += variant.weight
-        if variant_draw < total:
-            return Draw(is_holdout=False, variant_id=variant.pk)
-    return Draw(is_holdout=False, variant_id=variants[-1].pk)
+    """One customer's assignment (see ``draw_all``)."""
+    return draw_all(
+        campaign_id=campaign_id,
+        customer_ids=[customer_id],
+        holdout_percent=holdout_percent,
+        variants=variants,
+    )[0]
 
 
 def is_valid_address(email: str) -> bool:
@@ -126,15 +150,16 @@ def freeze_audience(*, campaign: Campaign) -> int:
         refresh_segment(segment=segment)
     variants = list(campaign.variants.order_by("label"))
     recipients = eligible_recipients(segment_id=segment.pk)
-    rows = []
-    for customer_id, email in recipients:
-        assigned = draw(
-            campaign_id=campaign.pk,
-            customer_id=customer_id,
-            holdout_percent=campaign.holdout_percent,
-            variants=variants,
-        )
-        rows.append((customer_id, email, assigned))
+    draws = draw_all(
+        campaign_id=campaign.pk,
+        customer_ids=[customer_id for customer_id, _email in recipients],
+        holdout_percent=campaign.holdout_percent,
+        variants=variants,
+    )
+    rows = [
+        (customer_id, email, assigned)
+        for (customer_id, email), assigned in zip(recipients, draws, strict=True)
+    ]
     _write_messages(campaign=campaign, rows=rows, queued_at=now)
     campaign.audience_size = len(rows)
     campaign.save(update_fields=["audience_size", "updated_at"])

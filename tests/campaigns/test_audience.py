@@ -9,7 +9,7 @@ import pytest
 
 from campaigns.audience import draw, freeze_audience
 from campaigns.models import CampaignStatus, Message, MessageStatus, SuppressionReason
-from campaigns.suppression import suppress
+from campaigns.suppression import blocked_hashes, email_hash, suppress
 from customers.models import Customer
 from customers.privacy import erase_customer
 from tests.campaigns.factories import CampaignFactory, VariantFactory, subscriber
@@ -128,3 +128,13 @@ def test_draw_shares_follow_the_holdout_and_the_weights():
         for i in range(1, 201)
     ]
     assert other != draws[:200]
+
+
+@pytest.mark.parametrize("listed", [1, 50])
+def test_blocked_addresses_are_found_whether_the_list_is_small_or_large(listed, admin_member):
+    erased = subscriber(email="erased@example.jp")
+    erase_customer(customer=erased, by=admin_member)
+    for n in range(listed):
+        suppress(email=f"listed{n}@example.jp", reason=SuppressionReason.MANUAL)
+    hashes = [email_hash(a) for a in ("listed0@example.jp", "ERASED@example.jp", "ok@example.jp")]
+    assert blocked_hashes(hashes) == set(hashes[:2])
