@@ -8,7 +8,7 @@ from campaigns.models import Campaign, Variant
 from customers.consent import record_consent
 from customers.models import ConsentSource
 from segments.membership import create_segment
-from segments.models import SegmentKind
+from segments.models import Segment, SegmentKind
 from tests.customers.factories import CustomerFactory
 
 # Every customer in Tokyo: the default of CustomerFactory.
@@ -23,7 +23,10 @@ def subscriber(**fields):
 
 
 def everyone_segment(name: str = "everyone"):
-    return create_segment(name=name, description="", kind=SegmentKind.DYNAMIC, rules=EVERYONE)
+    existing = Segment.objects.filter(name=name).first()
+    return existing or create_segment(
+        name=name, description="", kind=SegmentKind.DYNAMIC, rules=EVERYONE
+    )
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):

@@ -11,6 +11,7 @@ from email import message_from_bytes
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
@@ -21,10 +22,12 @@ from campaigns.rendering import store_links
 from campaigns.sending import (
     campaign_progress,
     cancel_campaign,
+    launch_campaign,
     pause_campaign,
     resume_campaign,
     schedule_campaign,
     send_pending,
+    start_campaign,
     start_due_campaigns,
 )
 from campaigns.suppression import suppress
@@ -298,3 +301,25 @@ def test_a_campaign_whose_lease_expired_is_taken_over(server):
     assert rows[ids[0]].error and rows[ids[1]].error  # mid-send: possibly delivered twice
     assert not rows[ids[2]].error and not rows[ids[3]].error  # never tried: not a duplicate
     assert campaign_progress(campaign).possibly_duplicated == 2
+
+
+@pytest.mark.django_db
+def test_a_campaign_that_cannot_be_sent_is_refused_and_stays_a_draft(marketer):
+    campaign = VariantFactory(weight=60).campaign
+    with pytest.raises(ValidationError):
+        start_campaign(campaign=campaign, by=marketer)
+    broken = VariantFactory(html_body="{% include 'base.html' %}").campaign
+    with pytest.raises(ValidationError):
+        start_campaign(campaign=broken, by=marketer)
+    assert set(Campaign.objects.values_list("status", flat=True)) == {CampaignStatus.DRAFT}
+
+
+@pytest.mark.django_db
+def test_a_cancelled_scheduled_campaign_is_never_started(marketer):
+    campaign = VariantFactory().campaign
+    schedule_campaign(campaign=campaign, at=timezone.now() + timedelta(hours=1), by=marketer)
+    assert cancel_campaign(campaign=campaign, by=marketer)
+    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
+    assert start_due_campaigns() == []
+    assert launch_campaign(campaign_id=campaign.pk) == 0
+    assert not Message.objects.filter(campaign=campaign).exists()
