@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
 from analytics.deciles import DEFAULT_A, DEFAULT_B, decile_table, pareto_table
+from analytics.definitions import help_text
 from analytics.kpis import Filters, kpis_with_comparisons, refreshed_at, shift_years
 from crm.api.schema import AutoSchema
 from customers.models import SourceChannel
@@ -184,31 +185,22 @@ class LtvQuerySerializer(MonthsQuerySerializer):
 
 
 class KpiFiguresSerializer(serializers.Serializer):
+    # Help texts: the definitions the dashboard shows (analytics.definitions).
     start = serializers.DateField()
     end = serializers.DateField()
-    customers = serializers.IntegerField(
-        help_text=_("Customers on record at the end of the period (created by then, not erased).")
-    )
-    active_customers = serializers.IntegerField(
-        help_text=_("Customers with a completed purchase in the period.")
-    )
-    new_customers = serializers.IntegerField(
-        help_text=_("Customers whose first completed purchase ever is in the period.")
-    )
-    revenue = _money(help_text=_("Total of the period's completed purchases."))
-    purchases = serializers.IntegerField(help_text=_("Completed purchases in the period."))
-    aov = _money(allow_null=True, help_text=_("Average order value: revenue / purchases."))
+    customers = serializers.IntegerField(help_text=help_text("customers"))
+    active_customers = serializers.IntegerField(help_text=help_text("active_customers"))
+    new_customers = serializers.IntegerField(help_text=help_text("new_customers"))
+    revenue = _money(help_text=help_text("revenue"))
+    purchases = serializers.IntegerField(help_text=help_text("purchases"))
+    aov = _money(allow_null=True, help_text=help_text("aov"))
     purchases_per_customer = serializers.FloatField(
-        allow_null=True, help_text=_("Purchases per active customer.")
+        allow_null=True, help_text=help_text("purchases_per_customer")
     )
-    spend_per_customer = _money(allow_null=True, help_text=_("Revenue per active customer."))
-    repeat_rate = _rate(
-        _("Share of the active customers with 2+ purchases up to the end of the period.")
-    )
-    retention_rate = _rate(
-        _("Share of the previous equal-length period's active customers active in this one.")
-    )
-    churn_rate = _rate(_("1 - retention rate."))
+    spend_per_customer = _money(allow_null=True, help_text=help_text("spend_per_customer"))
+    repeat_rate = _rate(help_text("repeat_rate"))
+    retention_rate = _rate(help_text("retention_rate"))
+    churn_rate = _rate(help_text("churn_rate"))
 
 
 class KpiResponseSerializer(KpiFiguresSerializer):
