@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -129,12 +130,33 @@ def _coded(column: str, values: list[str]) -> str:
     )
 
 
-def _local_day(column: str, zone: str) -> str:
-    return f"(({column} AT TIME ZONE '{zone}')::date - DATE '1970-01-01')"
+_MICROS_1970_TO_2000 = 946_684_800 * 1_000_000
+
+
+def _local_days(stamps: np.ndarray) -> np.ndarray:
+    """Local calendar days (settings.TIME_ZONE, since 1970-01-01) of binary-COPY timestamptz
+    values (microseconds since 2000-01-01 UTC). Converted here rather than with AT TIME ZONE
+    in the query: that costs PostgreSQL 2.5 s per 10M rows, pandas a fraction of it."""
+    utc = pd.to_datetime(stamps + _MICROS_1970_TO_2000, unit="us", utc=True)
+    local = utc.tz_convert(settings.TIME_ZONE).tz_localize(None)
+    return local.values.astype("datetime64[D]").astype(np.int64).astype(np.int32)
+
+
+def _day_order(days: np.ndarray) -> np.ndarray:
+    """The stable sorting order of ``days``: as 16-bit offsets when their span allows, which
+    numpy sorts by radix (10M purchases: 0.1 s rather than 1.1 s)."""
+    if len(days) and int(days.max()) - int(days.min()) < 2**16:
+        return np.argsort((days - days.min()).astype(np.uint16), kind="stable")
+    return np.argsort(days, kind="stable")
 
 
 def _positions(ids: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """Positions of the customer ids ``of`` in the sorted ``ids`` (all present: one snapshot)."""
+    """Positions of the customer ids ``of`` in the sorted ``ids`` (all present: one snapshot).
+    Dense ids (the usual case) go through a lookup table, 20x faster than a binary search."""
+    if len(ids) and ids[-1] <= 4 * len(ids) + 1000:
+        table = np.zeros(int(ids[-1]) + 1, dtype=np.int32)
+        table[ids] = np.arange(len(ids), dtype=np.int32)
+        return table[of]
     return np.searchsorted(ids, of).astype(np.int32)
 
 
@@ -147,17 +169,15 @@ def change_signature(cursor) -> list:
     # Flushed as this statement ends; the next one reads fresh shared statistics.
     cursor.execute("SELECT pg_stat_force_next_flush(), pg_stat_clear_snapshot()")
     tables = [model._meta.db_table for model in WATCHED]
+    # The counter functions themselves: the pg_stat_user_tables view costs a millisecond.
     cursor.execute(
         """
-        SELECT c.relname, pg_relation_filenode(c.oid),
-               coalesce(s.n_tup_ins, 0) + coalesce(x.n_tup_ins, 0),
-               coalesce(s.n_tup_upd, 0) + coalesce(x.n_tup_upd, 0),
-               coalesce(s.n_tup_del, 0) + coalesce(x.n_tup_del, 0)
-        FROM pg_class c
-        LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-        LEFT JOIN pg_stat_xact_user_tables x ON x.relid = c.oid
-        WHERE c.oid = ANY(%s::regclass[])
-        ORDER BY c.relname
+        SELECT t::text, pg_relation_filenode(t),
+               pg_stat_get_tuples_inserted(t) + pg_stat_get_xact_tuples_inserted(t),
+               pg_stat_get_tuples_updated(t) + pg_stat_get_xact_tuples_updated(t),
+               pg_stat_get_tuples_deleted(t) + pg_stat_get_xact_tuples_deleted(t)
+        FROM unnest(%s::regclass[]) AS t
+        ORDER BY 1
         """,
         [tables],
     )
@@ -222,14 +242,13 @@ class Snapshot:
 
 
 def _read_data(cursor, run: ScoringRun | None) -> tuple[dict[str, np.ndarray], dict]:
-    zone = settings.TIME_ZONE
     customers = _copy(
         cursor,
         f"""SELECT id, {_coded("prefecture", PREFECTURES)} AS prefecture,
                    {_coded("gender", GENDERS)} AS gender, {_coded("channel", CHANNELS)} AS channel,
                    coalesce(birthday - DATE '1970-01-01', {NO_DAY}) AS birthday,
                    coalesce(extract(month FROM birthday)::int2, 0::int2) AS birthday_month,
-                   {_local_day("created_at", zone)} AS signup_day,
+                   created_at,
                    coalesce(owner_id, 0)::int8 AS owner, email_opt_in
             FROM {Customer._meta.db_table} ORDER BY id""",  # noqa: S608
         [
@@ -239,7 +258,7 @@ def _read_data(cursor, run: ScoringRun | None) -> tuple[dict[str, np.ndarray], d
             ("channel", "i2"),
             ("birthday", "i4"),
             ("birthday_month", "i2"),
-            ("signup_day", "i4"),
+            ("signup_day", "i8"),
             ("owner", "i8"),
             ("opt_in", "?"),
         ],
@@ -249,6 +268,7 @@ def _read_data(cursor, run: ScoringRun | None) -> tuple[dict[str, np.ndarray], d
     arrays = {key: value for key, value in customers.items()}
     for key in ("prefecture", "gender", "channel", "birthday_month"):
         arrays[key] = arrays[key].astype(np.int8)
+    arrays["signup_day"] = _local_days(arrays["signup_day"])
     recent = _copy(
         cursor,
         f"SELECT id FROM {Customer._meta.db_table} ORDER BY created_at DESC, id DESC",  # noqa: S608
@@ -290,13 +310,14 @@ def _read_data(cursor, run: ScoringRun | None) -> tuple[dict[str, np.ndarray], d
 
     purchases = _copy(
         cursor,
-        f"""SELECT {_local_day("purchased_at", zone)} AS day, customer_id,
+        f"""SELECT purchased_at, customer_id,
                    (total * 100)::int8 AS cents
             FROM {Purchase._meta.db_table}
             WHERE status = '{PurchaseStatus.COMPLETED.value}'""",  # noqa: S608
-        [("day", "i4"), ("customer", "i8"), ("cents", "i8")],
+        [("day", "i8"), ("customer", "i8"), ("cents", "i8")],
     )
-    by_day = np.argsort(purchases["day"], kind="stable")
+    purchases["day"] = _local_days(purchases["day"])
+    by_day = _day_order(purchases["day"])
     arrays["p_day"] = purchases["day"][by_day]
     arrays["p_pos"] = _positions(ids, purchases["customer"][by_day])
     arrays["p_cents"] = purchases["cents"][by_day]
