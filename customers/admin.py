@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -62,11 +63,15 @@ class CustomerAdmin(SimpleHistoryAdmin):
     inlines = [CustomerTagInline, ConsentRecordInline]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is waste
 
-    # Deleting a customer deletes their purchases: the analytics recompute those days.
+    # Deleting a customer deletes their purchases: the analytics recompute those days. In a
+    # transaction, so that the days are marked after the deletion commits (the list's delete
+    # action runs without one).
+    @transaction.atomic
     def delete_model(self, request, obj):
         purchases_changed(Purchase.objects.filter(customer=obj))
         super().delete_model(request, obj)
 
+    @transaction.atomic
     def delete_queryset(self, request, queryset):
         purchases_changed(Purchase.objects.filter(customer__in=queryset))
         super().delete_queryset(request, queryset)
@@ -123,17 +128,21 @@ class PurchaseAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     # The analytics' id watermark sees new purchases only: an edit or a deletion marks the
-    # purchase's days (before and after) for the next refresh (customers.freshness).
+    # purchase's days (before and after) for the next refresh (customers.freshness), once
+    # the change commits.
+    @transaction.atomic
     def save_model(self, request, obj, form, change):
         if change:
             purchases_changed(Purchase.objects.filter(pk=obj.pk))
             days_changed(local_days([obj.purchased_at]))
         super().save_model(request, obj, form, change)
 
+    @transaction.atomic
     def delete_model(self, request, obj):
         purchases_changed(Purchase.objects.filter(pk=obj.pk))
         super().delete_model(request, obj)
 
+    @transaction.atomic
     def delete_queryset(self, request, queryset):
         purchases_changed(queryset)
         super().delete_queryset(request, queryset)
