@@ -14,7 +14,8 @@ dropped and re-created, so never point it at real data):
 
     flock /tmp/bench.lock env DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_track_bench \\
         REDIS_URL=redis://127.0.0.1:6379/12 .venv/bin/python tests/bench/bench_pixel.py \\
-        [--seconds 20] [--connections 16] [--workers 3] [--worker-class sync] [--messages 20000]
+        [--seconds 20] [--connections 16] [--workers 3] [--worker-class sync] [--threads 1]
+        [--messages 20000]
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ def _run(label: str, app: str, paths: list[str], args, env) -> dict:
             str(args.workers),
             "--worker-class",
             args.worker_class,
+            "--threads",
+            str(args.threads),
             "--access-logfile",
             "-",
         ],
@@ -316,6 +319,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--threads", type=int, default=1, help="per worker, for gthread")
     parser.add_argument("--messages", type=int, default=20000)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -340,7 +344,8 @@ def main() -> None:
     baseline_paths = [p.replace("/t/o/", "/bench/o/") for p in paths]
 
     setup = (
-        f"gunicorn {args.workers} {args.worker_class} workers, {args.connections} connections, "
+        f"gunicorn {args.workers} {args.worker_class} workers x {args.threads} threads, "
+        f"{args.connections} connections, "
         f"{args.messages:,} messages, {os.cpu_count()} CPUs"
     )
     print(f"open pixel benchmark ({setup})", flush=True)
