@@ -24,8 +24,10 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
+from django.contrib.postgres.aggregates import StringAgg
 from django.core.cache import cache
-from django.db.models import Count, Q
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast
 from pyroaring import BitMap
 
 from analytics import bitmaps
@@ -106,13 +108,17 @@ def rollup_version() -> int:
     return RollupState.objects.filter(id=1).values_list("version", flat=True).first() or 0
 
 
+def _filter_key(filters: Filters) -> str:
+    parts = (rollup_version(), filters.prefecture, filters.channel, filters.segment)
+    return "analytics:customers:" + ":".join(map(str, parts))
+
+
 def customer_set(filters: Filters | None) -> BitMap | None:
     """The ids of the customers matching ``filters`` (None without filters), cached until the
     next rollup refresh or for a few minutes."""
     if not filters:
         return None
-    parts = (rollup_version(), filters.prefecture, filters.channel, filters.segment)
-    key = "analytics:customers:" + ":".join(map(str, parts))
+    key = _filter_key(filters)
     blob = cache.get(key)
     if blob is None:
         blob = bitmaps.dump(
@@ -120,6 +126,31 @@ def customer_set(filters: Filters | None) -> BitMap | None:
         )
         cache.set(key, blob, FILTER_CACHE_SECONDS)
     return bitmaps.load(blob)
+
+
+def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
+    """Cache the filter's customer set and its customer counts at ``ends`` (what
+    customer_set and customer_counts answer) from ONE scan of the matching customers: at a
+    million customers each scan costs a couple of hundred milliseconds."""
+    if not filters:
+        return
+    row = (
+        filters.customers()
+        .order_by()
+        .aggregate(
+            ids=StringAgg(Cast("id", output_field=TextField()), ",", default=""),
+            **_count_aggregates(ends),
+        )
+    )
+    ids = np.array(row["ids"].split(",") if row["ids"] else [], dtype=np.int64)
+    key = _filter_key(filters)
+    cache.set(key, bitmaps.dump(bitmaps.from_ids(ids)), FILTER_CACHE_SECONDS)
+    counts = {end: row[f"c{n}"] for n, end in enumerate(ends)}
+    cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
+
+
+def _counts_key(filter_key: str, ends: list[date]) -> str:
+    return filter_key + ":counts:" + ",".join(end.isoformat() for end in ends)
 
 
 # --- Reading the rollups ----------------------------------------------------------------------
@@ -276,9 +307,7 @@ def money_ratio(cents: int, denominator: int) -> Decimal | None:
     return (Decimal(cents) / Decimal(denominator) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int]:
-    """Customers on record at the end of each day in ``ends`` (one query)."""
-    queryset = filters.customers() if filters else Customer.objects.all()
+def _count_aggregates(ends: list[date]) -> dict:
     aggregates = {}
     for n, end in enumerate(ends):
         cut = day_start(end + ONE_DAY)
@@ -286,7 +315,18 @@ def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int
             "id",
             filter=Q(created_at__lt=cut) & (Q(erased_at__isnull=True) | Q(erased_at__gte=cut)),
         )
-    counts = queryset.order_by().aggregate(**aggregates)
+    return aggregates
+
+
+def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int]:
+    """Customers on record at the end of each day in ``ends`` (one query, or none after
+    prime_filter)."""
+    if filters:
+        counts = cache.get(_counts_key(_filter_key(filters), ends))
+        if counts is not None:
+            return counts
+    queryset = filters.customers() if filters else Customer.objects.all()
+    counts = queryset.order_by().aggregate(**_count_aggregates(ends))
     return {end: counts[f"c{n}"] for n, end in enumerate(ends)}
 
 
