@@ -10,12 +10,9 @@ JSON in the form's hidden ``rules`` input and asks ``segment_preview`` for the l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,11 +25,13 @@ from customers import selectors
 from customers.models import Customer
 from customers.views import customer_export_columns
 from segments import tasks
+from segments.describing import describe_rules
 from segments.forms import SegmentForm, parse_rules
 from segments.membership import create_segment, update_segment
-from segments.models import ScoringRun, Segment, SegmentKind, SegmentSize
+from segments.models import ScoringRun, Segment, SegmentKind
 from segments.preview import live_preview, with_scores
-from segments.rules import FIELDS, OPERATOR_LABELS, field_catalogue
+from segments.rules import field_catalogue
+from segments.trends import Trend, trends
 
 VIEW = "segments.view_segment"
 ADD = "segments.add_segment"
@@ -41,7 +40,6 @@ DELETE = "segments.delete_segment"
 VIEW_CUSTOMER = "customers.view_customer"
 
 MEMBERS_PAGE_SIZE = 50
-TREND_POINTS = 12
 HISTORY_ROWS = 30
 BREAKDOWN_TITLES = {
     "prefecture": gettext_lazy("By prefecture"),
@@ -53,56 +51,13 @@ BREAKDOWN_TITLES = {
 # --- List -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Trend:
-    """A segment's recent sizes (oldest first) drawn as a sparkline."""
-
-    sizes: list[int]
-    width: int = 100
-    height: int = 24
-
-    @property
-    def points(self) -> str:
-        if len(self.sizes) < 2:
-            return ""
-        top = max(self.sizes) or 1
-        step = self.width / (len(self.sizes) - 1)
-        return " ".join(
-            f"{i * step:.1f},{self.height - 2 - (size / top) * (self.height - 4):.1f}"
-            for i, size in enumerate(self.sizes)
-        )
-
-    @property
-    def change(self) -> int | None:
-        return self.sizes[-1] - self.sizes[-2] if len(self.sizes) >= 2 else None
-
-
-def _trends(segment_ids: list[int]) -> dict[int, Trend]:
-    """The last ``TREND_POINTS`` sizes of each segment, in one query."""
-    rows = (
-        SegmentSize.objects.filter(segment_id__in=segment_ids)
-        .annotate(
-            position=Window(
-                RowNumber(), partition_by=[F("segment_id")], order_by=[F("measured_at").desc()]
-            )
-        )
-        .filter(position__lte=TREND_POINTS)
-        .order_by("segment_id", "measured_at")
-        .values_list("segment_id", "size")
-    )
-    sizes: dict[int, list[int]] = {}
-    for segment_id, size in rows:
-        sizes.setdefault(segment_id, []).append(size)
-    return {segment_id: Trend(values) for segment_id, values in sizes.items()}
-
-
 @require_GET
 @permission_required(VIEW)
 def segment_list(request):
     segments = list(Segment.objects.select_related("created_by").order_by("name"))
-    trends = _trends([segment.pk for segment in segments])
+    by_segment = trends([segment.pk for segment in segments])
     for segment in segments:
-        segment.trend = trends.get(segment.pk, Trend([]))
+        segment.trend = by_segment.get(segment.pk, Trend([]))
     return render(request, "segments/builder/list.html", {"segments": segments})
 
 
@@ -215,68 +170,6 @@ def segment_preview(request):
 
 
 # --- A segment's page -------------------------------------------------------------------------
-
-
-def _describe_value(field, op: str, value: Any) -> str:
-    """A condition's value in words (choice labels rather than codes)."""
-    labels = {str(v): str(label) for v, label in field.choices()} if field.choices else {}
-
-    def listed(items) -> str:
-        return ", ".join(labels.get(str(item), str(item)) for item in items)
-
-    def bounds(low, high, unit: str = "") -> str:
-        if low is not None and high is not None:
-            return _("%(low)s to %(high)s%(unit)s") % {"low": low, "high": high, "unit": unit}
-        if low is not None:
-            return _("%(low)s%(unit)s or more") % {"low": low, "unit": unit}
-        return _("%(high)s%(unit)s or less") % {"high": high, "unit": unit}
-
-    if isinstance(value, bool):
-        return _("yes") if value else _("no")
-    if field.value_type in ("window_count", "window_amount"):
-        return _("%(bounds)s in the last %(days)s days") % {
-            "bounds": bounds(value["min"], value["max"]),
-            "days": value["days"],
-        }
-    if field.value_type == "ticket_count":
-        text = bounds(value["min"], value["max"])
-        return text + (" " + _("(open inquiries only)") if value.get("open_only") else "")
-    if field.value_type in ("products", "categories"):
-        text = listed(value[field.value_type])
-        if value.get("days") is not None:
-            text += " " + _("in the last %(days)s days") % {"days": value["days"]}
-        return text
-    if op == "between" and isinstance(value, list):
-        return bounds(value[0], value[1])
-    if isinstance(value, list):
-        return listed(value)
-    return str(value)
-
-
-def describe_rules(tree: dict, *, depth: int = 0) -> list[dict[str, Any]]:
-    """The (validated) rule tree as nested lines of plain language for the segment's page:
-    [{"text": ..., "children": [...]}]."""
-    lines = []
-    for child in (tree or {}).get("conditions", []):
-        if "conditions" in child:
-            title = _("All of:") if child["op"] == "and" else _("Any of:")
-            lines.append({"text": title, "children": describe_rules(child, depth=depth + 1)})
-            continue
-        field = FIELDS.get(child["field"])
-        if field is None:  # a field another app registered and no longer offers
-            lines.append({"text": str(child), "children": []})
-            continue
-        value = _describe_value(field, child["op"], child["value"])
-        if child["op"] == "between":  # "Age 20 to 30" reads better than "Age between 20 to 30"
-            text = _("%(field)s: %(value)s") % {"field": field.label, "value": value}
-        else:
-            text = _("%(field)s %(operator)s %(value)s") % {
-                "field": field.label,
-                "operator": OPERATOR_LABELS.get(child["op"], child["op"]),
-                "value": value,
-            }
-        lines.append({"text": text, "children": []})
-    return lines
 
 
 def _members_page(segment: Segment, user, after: int | None) -> tuple[list[Customer], int | None]:
