@@ -412,3 +412,28 @@ def test_each_csv_equals_its_table(client_as, marketer, built, name):
 def test_unknown_csv_table_is_a_404(client_as, marketer):
     response = client_as(marketer).get("/analytics/csv/nothing/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 404
+
+
+def test_parts_computed_in_parallel_threads_give_the_same_figures(
+    transactional_db, client_as, marketer, store
+):
+    """Outside a transaction (as in production) the parts run in threads with their own
+    database connections; the figures are the oracle's all the same."""
+    rebuild_rollups()
+    response = get_page(client_as(marketer), prefecture="13", **LONG)
+    data = embedded(response, "analytics-figures")
+    members = {store[name].pk for name in ("c1", "c3", "c5")}
+    purchases = oracle.snapshot()
+    expected = oracle.with_comparisons(purchases, date(2025, 4, 1), date(2026, 6, 30), members)
+    assert_kpis_equal({k: data["kpis"][k]["value"] for k in KPI_KEYS}, expected)
+    assert data["kpis"]["customers"]["value"] == customers_on_record(date(2026, 6, 30), members)
+    ranked = oracle.ranked_spend(purchases, date(2025, 4, 1), date(2026, 6, 30), members)
+    assert data["pareto"]["customers"] == len(ranked)
+    sizes = {c: size for c, (size, _r) in oracle.cohorts(purchases, members).items()}
+    assert {date.fromisoformat(r["cohort"]): r["size"] for r in data["cohorts"]} == {
+        c: n for c, n in sizes.items() if date(2025, 4, 1) <= c <= date(2026, 6, 1)
+    }
+    # The breakdowns and the goals panel are part of the page.
+    html = response.content.decode()
+    assert 'id="top-customers"' in html and 'id="timing"' in html
+    assert "breakdowns;dur=" in response["Server-Timing"]

@@ -1,7 +1,8 @@
 """Benchmark of the analytics dashboard page at scale (1M customers / 10M purchases).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_bench \\
-        flock /tmp/bench.lock python -m tests.bench.bench_dashboard [--runs 5] [--no-rfm]
+        flock /tmp/bench.lock python -m tests.bench.bench_dashboard [--runs 5] [--no-rfm] \\
+        [--rfm-warm]
 
 Needs the rollups (built by ``tests.bench.bench_analytics`` on its first run; this refuses to
 start without them). Sets up what the page shows beyond the rollups: a scoring run of the
@@ -59,8 +60,10 @@ def url_for(case: str, segment: int) -> str:
     return "/analytics/" + ("?" + urlencode(params) if params else "")
 
 
-def cold_one(url: str) -> None:
-    """In a fresh process: one request after warming up Django itself (URLconf, imports)."""
+def cold_one(url: str, rfm_warm: bool) -> None:
+    """In a fresh process: one request after warming up Django itself (URLconf, imports);
+    with ``rfm_warm`` the RFM grid of the latest run is put back in the cache first, as the
+    worker does after every scoring run (segments.reports.warm_cache)."""
     from tests.bench.dataset import setup_django
 
     setup_django()
@@ -71,6 +74,11 @@ def cold_one(url: str) -> None:
     c = client()
     c.get("/api/v1/me/")
     cache.clear()
+    if rfm_warm:
+        from segments import reports
+        from segments.models import ScoringRun
+
+        reports.cached(reports.rf_grid, run=ScoringRun.objects.latest_succeeded())
     start = time.perf_counter()
     response = c.get(url, HTTP_ACCEPT_LANGUAGE="en")
     ms = (time.perf_counter() - start) * 1000
@@ -83,11 +91,12 @@ def cold_one(url: str) -> None:
     print(json.dumps({"ms": ms, "sections": sections, "bytes": len(response.content)}))
 
 
-def cold(url: str, runs: int) -> tuple[list[float], dict[str, list[float]], int]:
+def cold(url: str, runs: int, rfm_warm: bool) -> tuple[list[float], dict[str, list[float]], int]:
     timings, sections, size = [], {}, 0
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-m", "tests.bench.bench_dashboard", "--cold-one", url],
+            [sys.executable, "-m", "tests.bench.bench_dashboard", "--cold-one", url]
+            + (["--rfm-warm"] if rfm_warm else []),
             capture_output=True,
             text=True,
             check=True,
@@ -145,10 +154,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="cold requests per case")
     parser.add_argument("--no-rfm", action="store_true", help="no scoring run (no RFM grid)")
+    parser.add_argument(
+        "--rfm-warm", action="store_true", help="the run's RFM grid cached, as after a run"
+    )
     parser.add_argument("--cold-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_one:
-        cold_one(args.cold_one)
+        cold_one(args.cold_one, args.rfm_warm)
         return
 
     from tests.bench.dataset import setup_django
@@ -163,8 +175,10 @@ def main() -> None:
     try:
         segment_id, run_id = setup(with_rfm=not args.no_rfm)
         print(f"\ncold (new process, empty cache), {args.runs} requests per case:")
+        if args.rfm_warm:
+            print("(except the RFM grid of the run, cached as the worker does after a run)")
         for case in CASES:
-            timings, sections, size = cold(url_for(case, segment_id), args.runs)
+            timings, sections, size = cold(url_for(case, segment_id), args.runs, args.rfm_warm)
             p95 = percentile(timings, 0.95)
             verdict = "OK" if p95 < TARGET_MS else f"OVER {TARGET_MS} ms"
             print(
