@@ -12,6 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from segments.report_json import ReportDecoder, ReportEncoder
+
 
 class ScoreMode(models.TextChoices):
     QUANTILE = "quantile", _("Quantiles of the scored customers")
@@ -254,6 +256,28 @@ class CustomerScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.rfm_code}"
+
+
+class RunReport(models.Model):
+    """A figure of one succeeded run (R×F grid, label distribution, deciles, Pareto curve,
+    migration from an earlier run), computed once after the run: a run's scores never change,
+    and grouping a million of them takes about a second, too long for a page's first visit
+    (the RFM page, the analytics dashboard) even with an empty cache."""
+
+    run = models.ForeignKey(
+        ScoringRun, verbose_name=_("run"), on_delete=models.CASCADE, related_name="reports"
+    )
+    key = models.CharField(_("report"), max_length=100)
+    payload = models.JSONField(_("figures"), encoder=ReportEncoder, decoder=ReportDecoder)
+    computed_at = models.DateTimeField(_("computed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("run report")
+        verbose_name_plural = _("run reports")
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_report_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.key}"
 
 
 class SegmentKind(models.TextChoices):

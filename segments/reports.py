@@ -17,7 +17,14 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Sum
 from django.db.models.functions import Floor
 from django.utils.translation import gettext_lazy as _
 
-from segments.models import CustomerScore, ParetoClass, RfmLabel, ScoringRun
+from segments.models import (
+    CustomerScore,
+    ParetoClass,
+    RfmLabel,
+    RunReport,
+    RunStatus,
+    ScoringRun,
+)
 
 SCORES = range(1, 6)
 DECILES = range(1, 11)
@@ -258,19 +265,36 @@ def migration_matrix(*, before: ScoringRun, after: ScoringRun) -> dict:
 
 
 # A succeeded run's scores never change (they are only ever deleted whole, with the run or
-# by pruning, after which the run is no longer offered): its figures are computed once.
+# by pruning, after which the run is no longer offered): its figures are computed once, stored
+# with the run (RunReport) and kept in the cache for the pages' repeated reads.
 CACHE_SECONDS = 24 * 3600
+# The reports stored with the run: figures only (the others carry translated labels, which a
+# stored copy would freeze in the language of whoever computed it first).
+STORED_REPORTS = {"rf_grid", "decile_table"}
 
 
 def cached(report, **kwargs):
-    """``report(**kwargs)`` (one of the functions above, on succeeded runs) from the cache,
-    computed on the first call; ``kwargs`` are runs or numbers."""
+    """``report(**kwargs)`` (one of the functions above, on succeeded runs): from the cache,
+    else from the run's stored reports, else computed and stored; ``kwargs`` are runs (the
+    report belongs to ``run``, or to ``after`` for a migration matrix) or numbers."""
     parts = [f"{name}={getattr(value, 'pk', value)}" for name, value in sorted(kwargs.items())]
-    key = ":".join(["segments-report", report.__name__, *parts])
-    result = cache.get(key)
+    key = ":".join([report.__name__, *parts])
+    cache_key = f"segments-report:{key}"
+    result = cache.get(cache_key)
+    if result is not None:
+        return result
+    owner = kwargs.get("run") or kwargs.get("after")
+    storable = report.__name__ in STORED_REPORTS and owner.status == RunStatus.SUCCEEDED
+    if storable:
+        stored = RunReport.objects.filter(run=owner, key=key).values_list("payload", flat=True)
+        result = stored.first()
     if result is None:
         result = report(**kwargs)
-        cache.set(key, result, CACHE_SECONDS)
+        if storable:
+            RunReport.objects.bulk_create(
+                [RunReport(run=owner, key=key, payload=result)], ignore_conflicts=True
+            )
+    cache.set(cache_key, result, CACHE_SECONDS)
     return result
 
 

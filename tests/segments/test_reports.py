@@ -269,3 +269,41 @@ def test_warming_a_new_run_caches_every_report_of_its_page(django_assert_num_que
         reports.cached(reports.decile_table, run=run)
         reports.cached(reports.pareto_curve, run=run)
         reports.cached(reports.migration_matrix, before=earlier, after=run)
+
+
+def test_figure_reports_are_stored_with_the_run_and_read_back_unchanged(
+    run_and_rows, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    from segments.models import RunReport
+
+    run, _rows = run_and_rows
+    grid = reports.cached(reports.rf_grid, run=run)
+    deciles = reports.cached(reports.decile_table, run=run)
+    reports.cached(reports.label_distribution, run=run)  # carries translated labels
+    assert set(RunReport.objects.filter(run=run).values_list("key", flat=True)) == {
+        f"rf_grid:run={run.pk}",
+        f"decile_table:run={run.pk}",
+    }
+
+    cache.clear()  # a cold cache: one query each, no grouping of the scores
+    with django_assert_num_queries(2):
+        assert reports.cached(reports.rf_grid, run=run) == grid
+        assert reports.cached(reports.decile_table, run=run) == deciles
+    stored = reports.cached(reports.rf_grid, run=run)
+    average = next(
+        c["average_monetary"] for row in stored["rows"] for c in row["cells"] if c["customers"]
+    )
+    assert isinstance(average, Decimal)
+    assert stored == reports.rf_grid(run=run)
+
+
+def test_reports_of_an_unfinished_run_are_not_stored(run_and_rows):
+    from segments.models import RunReport
+
+    run, _rows = run_and_rows
+    run.status = RunStatus.RUNNING
+    run.save(update_fields=["status"])
+    reports.cached(reports.rf_grid, run=run)
+    assert not RunReport.objects.filter(run=run).exists()
