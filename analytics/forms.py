@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from analytics.api import EARLIEST, LATEST, MAX_YEARS
 from analytics.kpis import Filters, shift_years
@@ -67,10 +68,14 @@ def preset_period(preset: str, today: date) -> tuple[date, date]:
 class DashboardFilterForm(forms.Form):
     period = forms.ChoiceField(label=_("Period"), choices=PRESETS, required=False)
     start = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=pgettext_lazy("start of a date range", "From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     end = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=pgettext_lazy("end of a date range", "To"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     channel = forms.ChoiceField(label=_("Source channel"), required=False)
     prefecture = forms.ChoiceField(label=_("Prefecture"), required=False)

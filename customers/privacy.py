@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import CharField, Prefetch, Q, Value
 from django.db.models.functions import Cast, Concat
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -33,6 +34,11 @@ from customers.models import (
     TicketReply,
 )
 from customers.normalize import normalize_email
+
+# Sent inside erase_customer's transaction, before the record is blanked, with ``customer``
+# and ``email`` (the address being erased): other apps erase their own copies of the person
+# (campaigns: the addresses frozen on messages) without this module knowing them.
+customer_erased = Signal()
 
 EXPORT_FORMAT = "crm-personal-data/1"
 
@@ -269,6 +275,7 @@ def erase_customer(*, customer: Customer, by) -> ErasureLog:
         at=log.erased_at,
     )
     _erase_outbox_mail(customer.email)
+    customer_erased.send(sender=Customer, customer=customer, email=customer.email)
     anonymous = {**ERASED_VALUES, "external_id": f"erased-{customer.pk}"}
     for name, value in anonymous.items():
         setattr(customer, name, value)

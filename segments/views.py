@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.access import permission_required
@@ -90,8 +90,8 @@ def _builder_text() -> dict[str, str]:
         "chooseField": _("Choose a field…"),
         "min": _("Minimum"),
         "max": _("Maximum"),
-        "from": _("From"),
-        "to": _("To"),
+        "from": pgettext("start of a date range", "From"),
+        "to": pgettext("end of a date range", "To"),
         "days": _("Days"),
         "inLastDays": _("In the last days (empty: any time)"),
         "yes": _("Yes"),
