@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Count, F, Max, Min, Sum
+from django.db.models import BigIntegerField, Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Cast, ExtractHour, Round, TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -621,6 +621,15 @@ class RefreshResult:
     moved_customers: int = 0
 
 
+def clear_marks(marked: list[tuple[date, datetime]]) -> None:
+    """Delete the marks as they were read, (day, marked_at): one made again meanwhile stays."""
+    for start in range(0, len(marked), CHUNK):
+        seen = Q()
+        for day, marked_at in marked[start : start + CHUNK]:
+            seen |= Q(day=day, marked_at=marked_at)
+        DirtyDay.objects.filter(seen).delete()
+
+
 def mark_dirty(*, dates: Iterable[date]) -> None:
     """Have the next refresh recompute these days (call after editing, cancelling or deleting
     purchases, or after a bulk write the id watermark cannot see)."""
@@ -752,8 +761,10 @@ def refresh_rollups(
     high = Purchase.objects.aggregate(m=Max("id"))["m"] or 0
     if not BreakdownCell.objects.exists() and DailyRollup.objects.filter(purchases__gt=0).exists():
         rebuild_breakdowns(max_id=state.last_purchase_id)
-    marked = list(DirtyDay.objects.values_list("day", flat=True))
-    dirty = set(marked) | set(dates or ())
+    # (day, marked_at) as read: a day marked again while this refresh runs gets a new
+    # marked_at and survives the delete below, for the next refresh to pick up.
+    marked = list(DirtyDay.objects.values_list("day", "marked_at"))
+    dirty = {day for day, _at in marked} | set(dates or ())
     if since is not None:
         newest = Purchase.objects.aggregate(m=Max("purchased_at"))["m"]
         last_rollup = DailyRollup.objects.aggregate(m=Max("day"))["m"]
@@ -807,7 +818,7 @@ def refresh_rollups(
         )
     _rebuild_cohort_months(cohort_months)
 
-    DirtyDay.objects.filter(day__in=marked).delete()
+    clear_marks(marked)
     state.last_purchase_id = max(high, state.last_purchase_id)
     state.refreshed_at = timezone.now()
     state.version += 1

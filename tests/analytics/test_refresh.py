@@ -198,3 +198,17 @@ def test_the_beat_task_refreshes_in_a_celery_worker(celery_worker, shop):
         Decimal("200.00"),
         1.0,
     )
+
+
+@pytest.mark.django_db
+def test_a_day_marked_again_during_a_refresh_keeps_its_mark():
+    from analytics.models import DirtyDay
+    from analytics.rollups import clear_marks
+
+    mark_dirty(dates=[date(2026, 4, 1), date(2026, 4, 2)])
+    marked = list(DirtyDay.objects.values_list("day", "marked_at"))  # what a refresh read
+    mark_dirty(dates=[date(2026, 4, 2)])  # a purchase of 2 April changed meanwhile
+
+    clear_marks(marked)
+
+    assert list(DirtyDay.objects.values_list("day", flat=True)) == [date(2026, 4, 2)]
