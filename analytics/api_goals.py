@@ -33,12 +33,12 @@ from analytics.goals import (
     update_goal,
 )
 from analytics.models import Goal, GoalKpi, GoalTargetKind
+from crm.api.filters import IdFilter
 from crm.api.schema import AutoSchema
 from customers.api import APIViewSetMixin, StableOrderingFilter
 from customers.api.fields import ChoiceField, DateTimeField, PrimaryKeyRelatedField, TextField
 
 MAX_NOTE = 2000
-MAX_ID = 2**63 - 1
 
 
 def _decimal(**kwargs) -> serializers.DecimalField:
@@ -179,7 +179,7 @@ class GoalFilter(django_filters.FilterSet):
         help_text=_("current: today in the period; upcoming: not begun; past: ended."),
     )
     kpi = django_filters.ChoiceFilter(choices=GoalKpi.choices)
-    owner = django_filters.NumberFilter(min_value=1, max_value=MAX_ID)
+    owner = IdFilter(field_name="owner")
 
     class Meta:
         model = Goal

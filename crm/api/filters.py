@@ -3,6 +3,23 @@
 from datetime import UTC, datetime
 
 import django_filters
+from django import forms
+from drf_spectacular.utils import extend_schema_field
+
+# The largest id a bigint primary key can hold: larger ids are a 400, not a database error.
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A record's id (a whole number); an id that matches nothing gives an empty list."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
+
+
+extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})(IdFilter)
 
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):

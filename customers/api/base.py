@@ -13,7 +13,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     extend_schema,
-    extend_schema_field,
 )
 from drf_standardized_errors.openapi_serializers import (
     ClientErrorEnum,
@@ -23,8 +22,8 @@ from rest_framework import exceptions, filters, mixins, serializers, status, vie
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.parsers import JSONParser
 
+from crm.api.filters import IdFilter  # noqa: F401 - re-exported for the customers API
 from customers.api.fields import (
-    MAX_ID,
     MAX_INT,
     AmountField,
     BooleanField,
@@ -114,18 +113,6 @@ class ConflictErrorSerializer(serializers.Serializer):
 class ConflictResponseSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = ConflictErrorSerializer(many=True)
-
-
-class IdFilter(django_filters.NumberFilter):
-    """A record's id; an id that matches nothing gives an empty list, not an error."""
-
-    field_class = forms.IntegerField
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
-
-
-extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})(IdFilter)
 
 
 class _TrueOrFalseField(forms.Field):
