@@ -24,6 +24,7 @@ from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_
 from analytics.deciles import DEFAULT_A, DEFAULT_B, decile_table, pareto_table
 from analytics.definitions import help_text
 from analytics.kpis import Filters, kpis_with_comparisons, refreshed_at, shift_years
+from crm.api.filters import MAX_ID
 from crm.api.schema import AutoSchema
 from customers.models import SourceChannel
 from customers.prefectures import Prefecture
@@ -33,7 +34,6 @@ REQUIRED_PERMISSIONS = ("analytics.view_dashboard",)
 MAX_YEARS = 10
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2999, 12, 31)
-MAX_ID = 2**63 - 1
 
 
 # Dates from 1900 to 2999: far enough for any business's history, and comparisons (up to 20

@@ -47,9 +47,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from analytics.kpis import Period, customer_counts, kpis, rollup_version, shift_years
-from analytics.kpis import _figures as period_kpis
-from analytics.kpis import _reader as kpi_reader
+from analytics.kpis import Period, kpis, kpis_for_periods, rollup_version, shift_years
 from analytics.models import RATE_KPIS, Goal, GoalKpi, GoalTargetKind
 from analytics.rollups import local_day
 
@@ -144,14 +142,11 @@ def prefetch_figures(periods) -> None:
     todo = [period for key, period in wanted.items() if key not in cached]
     if not todo:
         return
-    # analytics.kpis' own batch reader (private there: kpis() and kpis_with_comparisons()
-    # are its public faces, for one period and its comparisons).
-    reader = kpi_reader(todo, None)
-    counts = customer_counts(sorted({period.end for period in todo}), None)
+    figures = kpis_for_periods(todo)
     cache.set_many(
         {
-            _figures_key(version, period): period_kpis(reader, period, counts[period.end])
-            for period in todo
+            _figures_key(version, period): values
+            for period, values in zip(todo, figures, strict=True)
         },
         FIGURES_CACHE_SECONDS,
     )

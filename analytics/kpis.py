@@ -369,9 +369,15 @@ def _reader(periods: list[Period], filters: Filters | None) -> RollupReader:
 
 def kpis(*, start: date, end: date, filters: Filters | None = None) -> dict:
     """The KPIs of start..end (see the module's docstring for the definitions)."""
-    period = Period(start, end)
-    reader = _reader([period], filters)
-    return _figures(reader, period, customer_counts([end], filters)[end])
+    return kpis_for_periods([Period(start, end)], filters=filters)[0]
+
+
+def kpis_for_periods(periods: list[Period], *, filters: Filters | None = None) -> list[dict]:
+    """The KPIs of each period, from one read of the rollups: months the periods share are
+    read once (a page of goals, whose periods overlap)."""
+    reader = _reader(periods, filters)
+    counts = customer_counts(sorted({p.end for p in periods}), filters)
+    return [_figures(reader, p, counts[p.end]) for p in periods]
 
 
 def _counts_in_thread(ends: list[date], filters: Filters | None) -> dict[date, int]:

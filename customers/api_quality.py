@@ -14,6 +14,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm.api.filters import MAX_ID
 from crm.api.pagination import CursorPagination
 from crm.api.schema import AutoSchema
 from customers.merging import MAX_MERGED, merge_customers
@@ -28,9 +29,6 @@ from customers.quality import (
     latest_duplicate_groups,
     latest_summary,
 )
-
-MAX_ID = 2**63 - 1  # customer ids are 64-bit; larger numbers cannot name a customer
-
 
 # --- Query parameters and their schema ----------------------------------------------------
 

@@ -14,11 +14,11 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from crm.api.filters import MAX_ID  # noqa: F401 - the API modules import it from here
 from customers.normalize import (
     normalize_email,
 )
 
-MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
