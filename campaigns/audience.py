@@ -40,13 +40,16 @@ _TWO_64 = float(2**64)
 
 
 class Draw(NamedTuple):
-    """Where one customer falls in a campaign: held out, or which variant."""
+    """Where one customer falls in a campaign: held out, waiting for the A/B test's winner,
+    or which variant."""
 
     is_holdout: bool
     variant_id: int | None
+    is_waiting: bool = False
 
 
 _HELD_OUT = Draw(True, None)
+_WAITING = Draw(False, None, True)
 
 
 def draw_all(
@@ -55,10 +58,12 @@ def draw_all(
     customer_ids: Iterable[int],
     holdout_percent: int,
     variants: Sequence[Variant],
+    test_percent: int = 0,
 ) -> list[Draw]:
-    """The stable random assignment of each customer in the campaign: two independent
+    """The stable random assignment of each customer in the campaign: three independent
     uniform numbers from one hash of (campaign, customer), the first for the holdout, the
-    second for the variant (chosen by the cumulative weights)."""
+    second for the variant (chosen by the cumulative weights), the third for the A/B test
+    share (outside it, the customer waits for the winner; ``test_percent`` 0: no waiting)."""
     cumulative = list(accumulate(v.weight for v in variants))
     variant_ids = [v.pk for v in variants]
     last = len(variant_ids) - 1
@@ -70,6 +75,9 @@ def draw_all(
         if from_bytes(digest[:8], "big") / _TWO_64 * 100 < holdout_percent:
             draws.append(_HELD_OUT)
             continue
+        if test_percent and from_bytes(digest[16:24], "big") / _TWO_64 * 100 >= test_percent:
+            draws.append(_WAITING)
+            continue
         variant_draw = from_bytes(digest[8:16], "big") / _TWO_64 * 100
         index = min(bisect_right(cumulative, variant_draw), last)
         draws.append(Draw(False, variant_ids[index]))
@@ -77,7 +85,12 @@ def draw_all(
 
 
 def draw(
-    *, campaign_id: int, customer_id: int, holdout_percent: int, variants: Sequence[Variant]
+    *,
+    campaign_id: int,
+    customer_id: int,
+    holdout_percent: int,
+    variants: Sequence[Variant],
+    test_percent: int = 0,
 ) -> Draw:
     """One customer's assignment (see ``draw_all``)."""
     return draw_all(
@@ -85,7 +98,16 @@ def draw(
         customer_ids=[customer_id],
         holdout_percent=holdout_percent,
         variants=variants,
+        test_percent=test_percent,
     )[0]
+
+
+def _status(assigned: Draw) -> MessageStatus:
+    if assigned.is_holdout:
+        return MessageStatus.SKIPPED
+    if assigned.is_waiting:
+        return MessageStatus.WAITING
+    return MessageStatus.QUEUED
 
 
 def is_valid_address(email: str) -> bool:
@@ -155,6 +177,7 @@ def freeze_audience(*, campaign: Campaign) -> int:
         customer_ids=[customer_id for customer_id, _email in recipients],
         holdout_percent=campaign.holdout_percent,
         variants=variants,
+        test_percent=campaign.test_percent if len(variants) > 1 else 0,
     )
     rows = [
         (customer_id, email, assigned)
@@ -178,7 +201,7 @@ def _write_messages(*, campaign: Campaign, rows: list[tuple[int, str, Draw]], qu
                 email=email,
                 variant_id=assigned.variant_id,
                 is_holdout=assigned.is_holdout,
-                status=MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED,
+                status=_status(assigned),
                 queued_at=queued_at,
             )
             for customer_id, email, assigned in rows
@@ -192,6 +215,7 @@ _COPY_COLUMNS = (
     "customer_id",
     "variant_id",
     "email",
+    "period",
     "is_holdout",
     "status",
     "error",
@@ -214,10 +238,10 @@ def _copy_messages(*, campaign: Campaign, rows: list[tuple[int, str, Draw]], que
     stamp = queued_at.isoformat()
     for customer_id, email, assigned in rows:
         variant = r"\N" if assigned.variant_id is None else str(assigned.variant_id)
-        status = MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED
+        status = _status(assigned)
         holdout = "t" if assigned.is_holdout else "f"
         buffer.write(
-            f"{campaign.pk}\t{customer_id}\t{variant}\t{_copy_escape(email)}\t{holdout}\t"
+            f"{campaign.pk}\t{customer_id}\t{variant}\t{_copy_escape(email)}\t\t{holdout}\t"
             f"{status.value}\t\t0\t{stamp}\t\tf\n"
         )
     buffer.seek(0)

@@ -18,9 +18,19 @@ class CampaignStatus(models.TextChoices):
     SCHEDULED = "scheduled", _("Scheduled")
     SENDING = "sending", _("Sending")
     PAUSED = "paused", _("Paused")
+    # An A/B test share was sent; the rest of the audience waits for the winning variant.
+    TESTING = "testing", _("Waiting for the winner")
     SENT = "sent", _("Sent")
     CANCELLED = "cancelled", _("Cancelled")
     FAILED = "failed", _("Failed")
+
+
+class CampaignKind(models.TextChoices):
+    # A one-off send to a segment's members, frozen when it starts.
+    CAMPAIGN = "campaign", _("Campaign")
+    # Content sent by a Trigger to each customer it matches, as long as it is active
+    # (status "sending"; "paused" stops it). Never finishes on its own.
+    AUTOMATION = "automation", _("Automation")
 
 
 class CampaignQuerySet(models.QuerySet):
@@ -34,10 +44,17 @@ class Campaign(models.Model):
     hypothesis = models.TextField(
         _("hypothesis"), blank=True, help_text=_("What you expect to happen, and why.")
     )
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=CampaignKind.choices, default=CampaignKind.CAMPAIGN
+    )
+    # Required for a campaign; for an automation, optional: it narrows the trigger's matches
+    # to the segment's members.
     segment = models.ForeignKey(
         "segments.Segment",
         verbose_name=_("segment"),
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="campaigns",
     )
     status = models.CharField(
@@ -114,6 +131,25 @@ class Campaign(models.Model):
         validators=[MaxValueValidator(50)],
         help_text=_("Share of the audience kept out to measure the true lift."),
     )
+    test_percent = models.PositiveSmallIntegerField(
+        _("A/B test share (%)"),
+        default=0,
+        validators=[MaxValueValidator(90)],
+        help_text=_(
+            "0: every recipient gets a variant at once. Otherwise only this share of the "
+            "audience (after the holdout) gets the variants; the rest waits for the winning "
+            "variant."
+        ),
+    )
+    winner = models.ForeignKey(
+        "Variant",
+        verbose_name=_("winning variant"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("The variant sent to the rest of the audience after the A/B test."),
+    )
     act_notes = models.TextField(_("what to change next"), blank=True)
     parent = models.ForeignKey(
         "self",
@@ -147,6 +183,13 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="scheduled") | Q(scheduled_at__isnull=False),
                 name="campaign_scheduled_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="automation") | Q(segment__isnull=False),
+                name="campaign_has_segment",
+            ),
+            models.CheckConstraint(
+                condition=Q(test_percent__lte=90), name="campaign_test_share_at_most_90"
             ),
         ]
 
@@ -210,6 +253,8 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
     SKIPPED = "skipped", _("Skipped")
+    # Outside an A/B test share: sent the winning variant later, or skipped on cancel.
+    WAITING = "waiting", _("Waiting for the winner")
 
 
 class Message(models.Model):
@@ -236,6 +281,9 @@ class Message(models.Model):
         related_name="messages",
     )
     email = models.CharField(_("e-mail"), max_length=254)
+    # An automation sends a customer at most one message per trigger period (the year of a
+    # birthday, the date of the purchase being thanked for...); "" for a campaign.
+    period = models.CharField(_("period"), max_length=10, blank=True, default="")
     is_holdout = models.BooleanField(_("holdout"), default=False)
     status = models.CharField(
         _("status"), max_length=10, choices=MessageStatus.choices, default=MessageStatus.QUEUED
@@ -262,9 +310,11 @@ class Message(models.Model):
         verbose_name_plural = _("messages")
         ordering = ["campaign", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "customer"], name="message_once"),
+            models.UniqueConstraint(
+                fields=["campaign", "customer", "period"], name="message_once_per_period"
+            ),
             models.CheckConstraint(
-                condition=Q(is_holdout=True) | Q(variant__isnull=False),
+                condition=Q(is_holdout=True) | Q(status="waiting") | Q(variant__isnull=False),
                 name="message_variant_unless_holdout",
             ),
         ]
@@ -385,3 +435,69 @@ class BounceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.email_hash[:12]}…"
+
+
+class TriggerKind(models.TextChoices):
+    BIRTHDAY = "birthday", _("Birthday")
+    WIN_BACK = "win_back", _("Win-back")
+    THANK_YOU = "thank_you", _("Thank you after a purchase")
+
+
+class Trigger(models.Model):
+    """When an automation sends: evaluated by beat, each match becomes a queued Message of
+    the automation's campaign (its content, goal and review), at most one per customer per
+    period (campaigns.automations)."""
+
+    campaign = models.OneToOneField(
+        Campaign,
+        verbose_name=_("automation"),
+        on_delete=models.CASCADE,
+        related_name="trigger",
+        limit_choices_to={"kind": CampaignKind.AUTOMATION},
+    )
+    kind = models.CharField(_("trigger"), max_length=10, choices=TriggerKind.choices)
+    days = models.PositiveSmallIntegerField(
+        _("days"),
+        validators=[MinValueValidator(0), MaxValueValidator(3650)],
+        help_text=_(
+            "Birthday: days before the birthday. Win-back: days without a purchase. "
+            "Thank you: days after the purchase."
+        ),
+    )
+    gap_multiplier = models.DecimalField(
+        _("times the customer's usual gap"),
+        max_digits=4,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text=_(
+            "Win-back only: also wait until the time since the last purchase exceeds this "
+            "many times the customer's median time between purchases (customers with two or "
+            "more purchases)."
+        ),
+    )
+    send_hour = models.PositiveSmallIntegerField(
+        _("sending hour"),
+        default=10,
+        validators=[MaxValueValidator(23)],
+        help_text=_("Local hour (the organisation's time zone) from which the day's matches go."),
+    )
+    last_run_at = models.DateTimeField(_("last evaluated at"), null=True, blank=True)
+    last_run_matched = models.PositiveIntegerField(_("matched at the last evaluation"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("trigger")
+        verbose_name_plural = _("triggers")
+        ordering = ["campaign"]
+        constraints = [
+            models.CheckConstraint(condition=Q(send_hour__lte=23), name="trigger_send_hour"),
+            models.CheckConstraint(
+                condition=Q(kind="win_back") | Q(gap_multiplier__isnull=True),
+                name="trigger_gap_only_for_win_back",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.campaign})"

@@ -36,14 +36,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import CharField, Count, Exists, F, OuterRef, Q, Value
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.audience import freeze_audience
 from campaigns.mime import send_one
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus
 from campaigns.rendering import (
     Recipient,
     Renderer,
@@ -155,12 +155,17 @@ def cancel_campaign(*, campaign: Campaign, by=None) -> bool:
     now = timezone.now()
     cancelled = Campaign.objects.filter(
         pk=campaign.pk,
-        status__in=[*_STARTABLE, CampaignStatus.SENDING, CampaignStatus.PAUSED],
+        status__in=[
+            *_STARTABLE,
+            CampaignStatus.SENDING,
+            CampaignStatus.PAUSED,
+            CampaignStatus.TESTING,
+        ],
     ).update(status=CampaignStatus.CANCELLED, finished_at=now, updated_at=now)
     if cancelled:
-        Message.objects.filter(campaign=campaign, status=MessageStatus.QUEUED).update(
-            status=MessageStatus.SKIPPED, error=CANCELLED_NOTE, lease=None
-        )
+        Message.objects.filter(
+            campaign=campaign, status__in=[MessageStatus.QUEUED, MessageStatus.WAITING]
+        ).update(status=MessageStatus.SKIPPED, error=CANCELLED_NOTE, lease=None)
     campaign.refresh_from_db()
     return bool(cancelled)
 
@@ -190,10 +195,13 @@ class Progress:
     skipped: int
     holdout: int
     possibly_duplicated: int
+    waiting: int = 0
 
     @property
     def to_send(self) -> int:
-        return self.audience - self.holdout
+        """Messages to send now: the audience but the holdout and those waiting for the
+        A/B test's winner."""
+        return self.audience - self.holdout - self.waiting
 
     @property
     def done(self) -> int:
@@ -225,6 +233,7 @@ def campaign_progress(campaign: Campaign) -> Progress:
         skipped=counts.get(MessageStatus.SKIPPED, 0),
         holdout=extra["holdout"],
         possibly_duplicated=extra["duplicated"],
+        waiting=counts.get(MessageStatus.WAITING, 0),
     )
 
 
@@ -524,15 +533,27 @@ def _send_group(*, connection, renderer: Renderer, group: list[Message], context
 
 def finish_if_done(*, campaign_id: int) -> bool:
     """Mark the campaign sent if, and only if, no message is queued or being sent: checked
-    and written in one statement, so it is never marked finished with unsent mail."""
+    and written in one statement, so it is never marked finished with unsent mail. With
+    messages waiting for an A/B test's winner it becomes "testing" instead (not finished).
+    Automations never finish: their trigger keeps adding messages."""
     now = timezone.now()
     unsent = Message.objects.filter(
         campaign=OuterRef("pk"), status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
     )
+    waiting = Exists(Message.objects.filter(campaign=OuterRef("pk"), status=MessageStatus.WAITING))
     return bool(
-        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING)
+        Campaign.objects.filter(
+            pk=campaign_id, status=CampaignStatus.SENDING, kind=CampaignKind.CAMPAIGN
+        )
         .exclude(Exists(unsent))
-        .update(status=CampaignStatus.SENT, finished_at=now, updated_at=now)
+        .update(
+            status=Case(
+                When(waiting, then=Value(CampaignStatus.TESTING)),
+                default=Value(CampaignStatus.SENT),
+            ),
+            finished_at=Case(When(waiting, then=None), default=Value(now)),
+            updated_at=now,
+        )
     )
 
 
