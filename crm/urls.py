@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("customers.urls")),
     path("segments/", include("segments.urls")),
     path("", include("campaigns.urls_tracking")),
+    path("campaigns/", include("campaigns.urls")),
     path("analytics/goals/", include("analytics.urls_goals")),
     path("analytics/", include("analytics.urls")),
     path("api/v1/", include("crm.api.urls")),
