@@ -33,6 +33,14 @@ class CampaignKind(models.TextChoices):
     AUTOMATION = "automation", _("Automation")
 
 
+class AudienceRule(models.TextChoices):
+    # The segment's eligible members, frozen when the send starts.
+    SEGMENT = "", _("The segment's members")
+    # A resend: the parent campaign's delivered messages nobody opened (human opens), still
+    # eligible when the send starts.
+    NON_OPENERS_OF_PARENT = "non_openers_of_parent", _("Non-openers of the parent campaign")
+
+
 class CampaignQuerySet(models.QuerySet):
     def due(self, now=None) -> CampaignQuerySet:
         """Scheduled campaigns whose time has come."""
@@ -158,6 +166,18 @@ class Campaign(models.Model):
         null=True,
         blank=True,
         related_name="children",
+    )
+    audience_rule = models.CharField(
+        _("audience"),
+        max_length=30,
+        choices=AudienceRule.choices,
+        default=AudienceRule.SEGMENT,
+        blank=True,
+    )
+    # The review's headline figures as last computed (campaigns.results), so the campaign
+    # list shows goal attainment without recomputing every campaign's conversions.
+    results_summary = models.JSONField(
+        _("results summary"), default=dict, blank=True, editable=False
     )
     # Denormalised progress, written by the sender after each batch.
     audience_size = models.PositiveIntegerField(_("audience"), default=0)
