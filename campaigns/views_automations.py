@@ -1,0 +1,95 @@
+"""Automation pages: the list (trigger, state, last evaluation, messages sent), create and
+edit (content, goal and variants as a campaign's, plus the trigger), activate and pause.
+
+Reading needs ``campaigns.view_campaign``; planning and switching, add/change. Activation
+and pausing are campaigns.automations' functions; saving is campaigns.planning's.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from campaigns.automations import activate_automation, pause_automation
+from campaigns.forms import AutomationForm, TriggerForm, variant_formset
+from campaigns.models import Campaign, CampaignKind, Trigger
+from campaigns.planning import is_editable
+from campaigns.views_plan import ADD, CHANGE, VIEW, campaign_for, plan_context, save_or_error
+from crm.access import permission_required
+
+
+@require_GET
+@permission_required(VIEW)
+def automation_list(request):
+    automations = (
+        Campaign.objects.filter(kind=CampaignKind.AUTOMATION)
+        .select_related("trigger", "segment")
+        .order_by("name", "id")
+    )
+    return render(request, "campaigns/automation_list.html", {"automations": automations})
+
+
+def _form_page(request, automation: Campaign, saved_name: str = ""):
+    data = request.POST if request.method == "POST" else None
+    trigger = getattr(automation, "trigger", None) if automation.pk else None
+    form = AutomationForm(data, instance=automation)
+    variants = variant_formset(data, instance=automation)
+    trigger_form = TriggerForm(data, instance=trigger or Trigger(), prefix="trigger")
+    if data is not None:
+        saved = save_or_error(request, form=form, variants=variants, trigger_form=trigger_form)
+        if saved:
+            messages.success(request, _("Automation %(name)s was saved.") % {"name": saved.name})
+            return redirect("campaigns:detail", pk=saved.pk)
+    context = plan_context(
+        form=form,
+        variants=variants,
+        campaign=automation if automation.pk else None,
+        trigger_form=trigger_form,
+        saved_name=saved_name,
+        is_automation=True,
+    )
+    return render(request, "campaigns/automation_form.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@permission_required(VIEW, ADD)
+def automation_create(request):
+    return _form_page(request, Campaign(kind=CampaignKind.AUTOMATION))
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@permission_required(VIEW, CHANGE)
+def automation_edit(request, pk: int):
+    automation = campaign_for(pk, CampaignKind.AUTOMATION)
+    if not is_editable(automation):
+        messages.info(request, _("Pause the automation before changing it."))
+        return redirect("campaigns:detail", pk=pk)
+    return _form_page(request, automation, saved_name=automation.name)
+
+
+@require_POST
+@permission_required(VIEW, CHANGE)
+def automation_activate(request, pk: int):
+    automation = campaign_for(pk, CampaignKind.AUTOMATION)
+    try:
+        activate_automation(campaign=automation, by=request.user)
+    except ValidationError as error:
+        for text in error.messages:
+            messages.error(request, text)
+    else:
+        messages.success(request, _("Active: the trigger is evaluated every day from now on."))
+    return redirect("campaigns:detail", pk=pk)
+
+
+@require_POST
+@permission_required(VIEW, CHANGE)
+def automation_pause(request, pk: int):
+    automation = campaign_for(pk, CampaignKind.AUTOMATION)
+    if pause_automation(campaign=automation, by=request.user):
+        messages.success(request, _("Paused: nothing is evaluated or sent until it is activated."))
+    else:
+        messages.error(request, _("Only an active automation can be paused."))
+    return redirect("campaigns:detail", pk=pk)
