@@ -210,3 +210,33 @@ def test_breakdowns_api_and_csv_follow_the_dashboard_permission(request, client_
         "/analytics/csv/breakdowns/revenue_category/",
     ):
         assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role_fixture", "manages"), [("admin_member", True), ("marketer", True), ("sales", False)]
+)
+def test_campaign_plan_pages_follow_the_role(request, client_as, role_fixture, manages):
+    from campaigns.models import CampaignKind
+    from tests.campaigns.factories import CampaignFactory, VariantFactory
+
+    campaign = VariantFactory().campaign
+    automation = CampaignFactory(kind=CampaignKind.AUTOMATION, segment=None)
+    client = client_as(request.getfixturevalue(role_fixture))
+    client.get("/")
+    token = client.cookies["csrftoken"].value  # so that a 403 is the role's, not CSRF's
+    reads = [f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/progress/"]
+    reads += [f"/campaigns/{automation.pk}/", "/campaigns/automations/"]
+    for path in reads:
+        assert client.get(path).status_code == 200, path
+    pages = ["/campaigns/new/", f"/campaigns/{campaign.pk}/edit/"]
+    pages += [f"/campaigns/{campaign.pk}/preview/", "/campaigns/automations/new/"]
+    pages += [f"/campaigns/automations/{automation.pk}/edit/"]
+    for path in pages:
+        assert client.get(path).status_code == (200 if manages else 403), path
+    actions = ["schedule", "send-now", "pause", "resume", "cancel", "test-send"]
+    posts = [f"/campaigns/{campaign.pk}/{action}/" for action in actions]
+    posts += [f"/campaigns/automations/{automation.pk}/{a}/" for a in ("activate", "pause")]
+    for path in posts:
+        status = client.post(path, {"csrfmiddlewaretoken": token}).status_code
+        assert status in ((302, 400) if manages else (403,)), path
