@@ -176,6 +176,10 @@ def _value_schemas(field) -> list[tuple[tuple[str, ...], dict]]:
     if kind == "categories":
         properties = {"categories": _list_of(_NOT_BLANK), "days": _nullable(_DAYS)}
         return [(ops, _object(properties, required=("categories",)))]
+    if kind == "campaign":
+        campaign = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+        properties = {"campaign": campaign, "days": _nullable(_DAYS)}
+        return [(ops, _object(properties, required=("campaign",)))]
     if kind == "ticket_count":
         properties = {
             "min": _nullable(_COUNT),

@@ -33,8 +33,11 @@ def _describe_value(field, op: str, value: Any) -> str:
     if field.value_type == "ticket_count":
         text = bounds(value["min"], value["max"])
         return text + (" " + _("(open inquiries only)") if value.get("open_only") else "")
-    if field.value_type in ("products", "categories"):
-        text = listed(value[field.value_type])
+    if field.value_type in ("products", "categories", "campaign"):
+        if field.value_type == "campaign":
+            text = labels.get(str(value["campaign"]), f"#{value['campaign']}")
+        else:
+            text = listed(value[field.value_type])
         if value.get("days") is not None:
             text += " " + _("in the last %(days)s days") % {"days": value["days"]}
         return text
@@ -59,7 +62,9 @@ def describe_rules(tree: dict, *, depth: int = 0) -> list[dict[str, Any]]:
             lines.append({"text": str(child), "children": []})
             continue
         value = _describe_value(field, child["op"], child["value"])
-        if child["op"] == "between":  # "Age 20 to 30" reads better than "Age between 20 to 30"
+        # "Age 20 to 30" reads better than "Age between 20 to 30", "Opened the campaign: X"
+        # better than "Opened the campaign is X".
+        if child["op"] == "between" or field.value_type == "campaign":
             text = _("%(field)s: %(value)s") % {"field": field.label, "value": value}
         else:
             text = _("%(field)s %(operator)s %(value)s") % {

@@ -35,6 +35,13 @@ Field keys and operators are a stable API (stored in ``Segment.rules`` and sent 
   "days": N or null}; ``bought_category`` ``any`` / ``none`` {"categories": [names], "days":
   N or null}; ``ticket_count`` ``between`` {"min": a, "max": b, "open_only": bool}.
 
+- campaigns, from the messages' human events (machine opens and scanner clicks never count):
+  ``opened_campaign`` / ``clicked_campaign`` ``is`` {"campaign": campaign id, "days": N or
+  null}: a delivered message (status sent) of that campaign with a first human open (click),
+  if ``days`` is set on or after today - N; ``not_opened_campaign`` ``is`` the same value: a
+  delivered message without a human open (sent on or after today - N if ``days`` is set).
+  The column snapshot holds no campaign data: these are asked of SQL (segments.columnar).
+
 The SQL is shaped for a million customers and ten million purchases: every condition is a
 column test on the customer or an EXISTS on another table, which PostgreSQL plans as a
 semi-join (negated: an anti-join) under AND and as an indexed per-customer probe under OR;
@@ -46,9 +53,8 @@ completed purchase on or after the cutoff"; "at least N days" is "has purchases 
 or after the cutoff". Counts and sums over a window are one GROUP BY ... HAVING joined back
 (see ``_counted``). Measured figures: tests/bench/bench_segments.py.
 
-Other apps add fields with ``register_field(RuleField(...))``: the campaigns app will
-register "opened / clicked / did not open campaign X" there, with its own value check and
-compiler, and they then appear in ``field_catalogue()`` and the builder like ours.
+Other apps add fields with ``register_field(RuleField(...))``, with their own value check and
+compiler; they then appear in ``field_catalogue()`` and the builder like ours.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from customers.models import (
     ACTIVE_TICKET_STATUSES,
     Customer,
@@ -487,6 +494,23 @@ NOBODY = Q(pk__in=[])
 EVERYONE = Q(pk__isnull=False)
 
 
+def _campaign_check(op: str, value: Any, report: _Report):
+    value = _dict(value, report, {"campaign", "days"})
+    if value is None:
+        return None
+    days = _optional_days(value, report)
+    campaign = value.get("campaign")
+    if not _is_int(campaign):
+        report(_("Choose a campaign."), "campaign")
+        return None
+    # Everyone who may edit segments may see every campaign (crm/roles.py), so existing is
+    # the whole check.
+    if not Campaign.objects.filter(pk=campaign).exists():
+        report(_("There is no campaign with the ID %(value)s.") % {"value": campaign}, "campaign")
+        return None
+    return {"campaign": campaign, "days": days}
+
+
 def _in(column: str) -> Builder:
     def build(op: str, value: Any, ctx: Context) -> Q:
         q = Q(**{f"{column}__in": value})
@@ -661,6 +685,32 @@ def _ticket_count(op: str, value: Any, ctx: Context) -> Q:
     return _counted(tickets, Count("id"), value["min"], value["max"], ctx)
 
 
+def _delivered(value: dict) -> QuerySet:
+    return Message.objects.filter(campaign_id=value["campaign"], status=MessageStatus.SENT)
+
+
+def _campaign_event(field: str) -> Builder:
+    """Customers with a delivered message of the campaign that has a first human event (the
+    drain sets ``first_opened_at`` / ``first_clicked_at`` from human events only)."""
+
+    def build(op: str, value: Any, ctx: Context) -> Q:
+        messages = _delivered(value).filter(**{f"{field}__isnull": False})
+        if value["days"] is not None:
+            messages = messages.filter(**{f"{field}__gte": ctx.days_ago(value["days"])})
+        return has(messages)
+
+    return build
+
+
+def _not_opened_campaign(op: str, value: Any, ctx: Context) -> Q:
+    # Received it and did not open it: a positive EXISTS on the unopened delivered messages,
+    # not the negation of "opened" (customers the campaign never reached do not match).
+    messages = _delivered(value).filter(first_opened_at__isnull=True)
+    if value["days"] is not None:
+        messages = messages.filter(sent_at__gte=ctx.days_ago(value["days"]))
+    return has(messages)
+
+
 # --- the fields ----------------------------------------------------------------------------
 
 
@@ -685,6 +735,16 @@ def _category_choices() -> list[tuple[str, str]]:
         .distinct()
     )
     return [(name, name) for name in names]
+
+
+def _campaign_choices() -> list[tuple[str, str]]:
+    # Drafts and scheduled campaigns have reached nobody yet: nothing to target.
+    campaigns = (
+        Campaign.objects.exclude(status__in=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED))
+        .order_by("-created_at", "-id")
+        .values_list("pk", "name")[:MAX_VALUES]
+    )
+    return [(str(pk), name) for pk, name in campaigns]
 
 
 def _choices(enum) -> Callable[[], list[tuple[str, str]]]:
@@ -938,6 +998,48 @@ def _register_builtin_fields() -> None:
 
 
 _register_builtin_fields()
+
+
+def _register_campaign_fields() -> None:
+    for key, label, build, help_text in (
+        (
+            "opened_campaign",
+            _("Opened the campaign"),
+            _campaign_event("first_opened_at"),
+            _("Opened by the person (machine opens do not count); optionally in the last days."),
+        ),
+        (
+            "clicked_campaign",
+            _("Clicked in the campaign"),
+            _campaign_event("first_clicked_at"),
+            _(
+                "A link clicked by the person (link scanners do not count); optionally in the "
+                "last days."
+            ),
+        ),
+        (
+            "not_opened_campaign",
+            _("Did not open the campaign"),
+            _not_opened_campaign,
+            _("Received it and did not open it; optionally sent in the last days."),
+        ),
+    ):
+        register_field(
+            RuleField(
+                key=key,
+                label=label,
+                group="behaviour",
+                value_type="campaign",
+                operators=("is",),
+                check=_campaign_check,
+                build=build,
+                choices=_campaign_choices,
+                help_text=help_text,
+            )
+        )
+
+
+_register_campaign_fields()
 
 
 # --- validation ----------------------------------------------------------------------------

@@ -62,6 +62,8 @@
         return { products: [], days: null };
       case "categories":
         return { categories: [], days: null };
+      case "campaign":
+        return { campaign: null, days: null };
       case "ticket_count":
         return { min: 1, max: null, open_only: false };
       case "date_range":
@@ -139,6 +141,14 @@
       }
       return current;
     };
+    // The optional "in the last N days" of a purchase or campaign condition.
+    const lastDays = (current) => {
+      const control = numberInput(current.days, (raw) => {
+        current.days = numberOrNull(raw);
+        set({ ...current });
+      }, { min: 0 });
+      box.append(labelled(text.inLastDays, control));
+    };
 
     switch (field.type) {
       case "choices":
@@ -206,12 +216,26 @@
           });
           box.append(labelled(key === "products" ? text.products : text.value, control));
         }
-        box.append(
-          labelled(text.inLastDays, numberInput(current.days, (raw) => {
-            current.days = numberOrNull(raw);
-            set({ ...current });
-          }, { min: 0 })),
-        );
+        lastDays(current);
+        break;
+      }
+      case "campaign": {
+        // One campaign (ids as numbers, as the server checks them), optionally a day window.
+        const current = { ...value };
+        const select = el("select", { required: true }, [
+          el("option", { value: "", selected: current.campaign === null }, ["—"]),
+          ...(field.choices || []).map((option) =>
+            el("option", { value: option.value, selected: String(current.campaign) === option.value }, [
+              option.label,
+            ]),
+          ),
+        ]);
+        select.addEventListener("change", () => {
+          current.campaign = select.value === "" ? null : Number(select.value);
+          set({ ...current });
+        });
+        box.append(labelled(text.value, select));
+        lastDays(current);
         break;
       }
       default: {

@@ -337,7 +337,10 @@ def world(db, make_user) -> World:
 def test_every_field_and_operator_selects_the_expected_customers(world):
     cases = condition_cases(world)
     covered = {(case["field"], case["op"]) for case in cases}
-    offered = {(key, op) for key, f in FIELDS.items() for op in f.operators}
+    # The campaign fields have their own world of messages: tests/segments/test_campaign_rules.py
+    offered = {
+        (k, op) for k, f in FIELDS.items() for op in f.operators if f.value_type != "campaign"
+    }
     assert offered <= covered, offered - covered
     mismatches, trivial = [], []
     for case in cases:
