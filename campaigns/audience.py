@@ -10,6 +10,9 @@ so), a syntactically valid address, not erased, and an address neither suppresse
 erased customer (by hash, see campaigns.suppression). Duplicated addresses get one message
 (the oldest customer's).
 
+A resend to non-openers (``audience_rule``) takes, instead of the segment, the parent
+campaign's delivered recipients without a human open, under the same eligibility checks.
+
 The rows are written in one COPY on PostgreSQL (the named fast path) and with bulk_create
 elsewhere; 100,000 recipients take about a second or two.
 """
@@ -29,7 +32,14 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, Variant
+from campaigns.models import (
+    AudienceRule,
+    Campaign,
+    CampaignStatus,
+    Message,
+    MessageStatus,
+    Variant,
+)
 from campaigns.suppression import blocked_hashes, email_hash
 from customers.models import ConsentRecord, Customer
 from customers.normalize import normalize_email
@@ -118,16 +128,12 @@ def is_valid_address(email: str) -> bool:
     return True
 
 
-def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
-    """(customer id, address) of the segment's current members who gave and recorded consent
-    and are not erased, oldest customer first; address checks and suppression come after."""
+def _consenting(customers) -> list[tuple[int, str]]:
+    """(customer id, address) of ``customers`` who gave and recorded consent and are not
+    erased, oldest customer first; address checks and suppression come after."""
     recorded = ConsentRecord.objects.filter(customer=OuterRef("pk"), opted_in=True)
     return list(
-        Customer.objects.filter(
-            segment_memberships__segment_id=segment_id,
-            email_opt_in=True,
-            erased_at__isnull=True,
-        )
+        customers.filter(email_opt_in=True, erased_at__isnull=True)
         .exclude(email="")
         .filter(Exists(recorded))
         .order_by("id")
@@ -135,20 +141,46 @@ def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
     )
 
 
+def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
+    """The segment's current members who gave and recorded consent (see ``_consenting``)."""
+    return _consenting(Customer.objects.filter(segment_memberships__segment_id=segment_id))
+
+
 def eligible_recipients(*, segment_id: int) -> list[tuple[int, str]]:
     """(customer id, address) of everyone who may get a campaign sent to the segment now,
     one per address."""
-    candidates = []
+    return _screened(eligible_candidates(segment_id=segment_id))
+
+
+def eligible_non_openers(*, parent_id: int | None) -> list[tuple[int, str]]:
+    """(customer id, address) of the parent campaign's delivered recipients without a human
+    open who may still get marketing mail now, one per address (a resend's audience)."""
+    if parent_id is None:
+        return []
+    not_opened = Message.objects.filter(
+        campaign_id=parent_id,
+        status=MessageStatus.SENT,
+        is_holdout=False,
+        first_opened_at__isnull=True,
+    )
+    return _screened(_consenting(Customer.objects.filter(pk__in=not_opened.values("customer_id"))))
+
+
+def _screened(candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The candidates with a valid address that is not suppressed, the first per address."""
+    candidates_checked = []
     seen: set[str] = set()
-    for customer_id, email in eligible_candidates(segment_id=segment_id):
+    for customer_id, email in candidates:
         address = normalize_email(email)
         if address in seen or not is_valid_address(address):
             continue
         seen.add(address)
-        candidates.append((customer_id, email.strip(), email_hash(address)))
-    blocked = blocked_hashes(hashed for _id, _email, hashed in candidates)
+        candidates_checked.append((customer_id, email.strip(), email_hash(address)))
+    blocked = blocked_hashes(hashed for _id, _email, hashed in candidates_checked)
     return [
-        (customer_id, email) for customer_id, email, hashed in candidates if hashed not in blocked
+        (customer_id, email)
+        for customer_id, email, hashed in candidates_checked
+        if hashed not in blocked
     ]
 
 
@@ -167,11 +199,8 @@ def freeze_audience(*, campaign: Campaign) -> int:
     campaign.refresh_from_db()
     if not claimed:
         return campaign.audience_size
-    segment = campaign.segment
-    if segment.kind == SegmentKind.DYNAMIC or segment.refreshed_at is None:
-        refresh_segment(segment=segment)
     variants = list(campaign.variants.order_by("label"))
-    recipients = eligible_recipients(segment_id=segment.pk)
+    recipients = _audience(campaign)
     draws = draw_all(
         campaign_id=campaign.pk,
         customer_ids=[customer_id for customer_id, _email in recipients],
@@ -187,6 +216,15 @@ def freeze_audience(*, campaign: Campaign) -> int:
     campaign.audience_size = len(rows)
     campaign.save(update_fields=["audience_size", "updated_at"])
     return len(rows)
+
+
+def _audience(campaign: Campaign) -> list[tuple[int, str]]:
+    if campaign.audience_rule == AudienceRule.NON_OPENERS_OF_PARENT:
+        return eligible_non_openers(parent_id=campaign.parent_id)
+    segment = campaign.segment
+    if segment.kind == SegmentKind.DYNAMIC or segment.refreshed_at is None:
+        refresh_segment(segment=segment)
+    return eligible_recipients(segment_id=segment.pk)
 
 
 def _write_messages(*, campaign: Campaign, rows: list[tuple[int, str, Draw]], queued_at) -> None:
