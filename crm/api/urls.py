@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework import routers
 
 from analytics import api_urls as analytics_api
+from campaigns import api as campaigns_api
 from crm.api import views
 from customers import api_quality
 from customers.api.customers import CustomerViewSet
@@ -33,6 +34,7 @@ router.register("tickets", SupportTicketViewSet, basename="api-ticket")
 router.register("interactions", InteractionViewSet, basename="api-interaction")
 segments_api.register(router)
 analytics_api.register(router)
+campaigns_api.register(router)
 
 urlpatterns = [
     path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"),
