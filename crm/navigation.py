@@ -58,6 +58,12 @@ MAIN_MENU: list[NavItem] = [
         _("RFM grid, deciles and the Pareto curve of the latest scoring run."),
     ),
     NavItem(
+        _("Campaigns"),
+        "campaigns:list",
+        ("campaigns.view_campaign",),
+        _("E-mail campaigns and automations with their results against their goals."),
+    ),
+    NavItem(
         _("Analytics"),
         "analytics:dashboard",
         ("analytics.view_dashboard",),

@@ -240,3 +240,56 @@ def test_campaign_plan_pages_follow_the_role(request, client_as, role_fixture, m
     for path in posts:
         status = client.post(path, {"csrfmiddlewaretoken": token}).status_code
         assert status in ((302, 400) if manages else (403,)), path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role_fixture", "manages"), [("admin_member", True), ("marketer", True), ("sales", False)]
+)
+def test_campaign_review_pages_follow_the_role(request, client_as, role_fixture, manages):
+    from campaigns.models import CampaignStatus
+    from tests.campaigns.factories import CampaignFactory, VariantFactory
+
+    campaign = CampaignFactory(status=CampaignStatus.SENT)
+    VariantFactory(campaign=campaign)
+    client = client_as(request.getfixturevalue(role_fixture))
+    for path in ("/campaigns/", f"/campaigns/{campaign.pk}/review/"):
+        assert client.get(path).status_code == 200, path
+    assert client.get(f"/campaigns/{campaign.pk}/review/csv/").status_code == 200
+    assert "Campaigns</a>" in client.get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    token = client.cookies["csrftoken"].value
+    for action in ("notes", "send-winner", "resend-non-openers", "duplicate"):
+        response = client.post(
+            f"/campaigns/{campaign.pk}/{action}/", {"csrfmiddlewaretoken": token}
+        )
+        # Managers are redirected (or 404 for a variant that is not there); sales get 403.
+        assert (response.status_code in (302, 404)) is manages, (action, response.status_code)
+        assert (response.status_code == 403) is not manages, action
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role_fixture", "manages", "is_admin"),
+    [("admin_member", True, True), ("marketer", True, False), ("sales", False, False)],
+)
+def test_campaigns_api_follows_the_role(request, client, role_fixture, manages, is_admin):
+    token = Token.objects.create(user=request.getfixturevalue(role_fixture)).key
+    auth = {"HTTP_AUTHORIZATION": f"Token {token}", "content_type": "application/json"}
+    api = "/api/v1/"
+    for path in ("campaigns/", "automations/", "messages/", "events/", "suppressions/"):
+        assert client.get(api + path, **auth).status_code == 200, path
+    for path in ("campaigns/1/", "campaigns/1/stats/", "automations/1/stats/", "messages/1/"):
+        assert client.get(api + path, **auth).status_code == 404, path
+    # Writes: marketers and admins (400: the empty body; 404: no campaign 1), not sales.
+    for path in ("campaigns/", "automations/", "suppressions/"):
+        assert client.post(api + path, {}, **auth).status_code == (400 if manages else 403), path
+    writes = [f"campaigns/1/{act}/" for act in ("schedule", "send-now", "pause", "resume", "cancel")]
+    writes += ["automations/1/activate/", "automations/1/pause/"]
+    for path in writes:
+        assert client.post(api + path, {}, **auth).status_code == (404 if manages else 403), path
+    for path in ("campaigns/1/", "automations/1/"):
+        assert client.patch(api + path, {}, **auth).status_code == (404 if manages else 403), path
+        assert client.delete(api + path, **auth).status_code == (404 if manages else 403), path
+    # Taking an address off the suppression list is for admins only.
+    removal = client.delete(api + "suppressions/1/", **auth)
+    assert removal.status_code == (404 if is_admin else 403)
