@@ -29,7 +29,7 @@ from typing import NamedTuple
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from campaigns.models import (
@@ -128,17 +128,20 @@ def is_valid_address(email: str) -> bool:
     return True
 
 
-def _consenting(customers) -> list[tuple[int, str]]:
-    """(customer id, address) of ``customers`` who gave and recorded consent and are not
-    erased, oldest customer first; address checks and suppression come after."""
+def consenting(customers: QuerySet[Customer]) -> QuerySet[Customer]:
+    """Those of ``customers`` who gave and recorded consent, have an address and are not
+    erased; address checks and suppression come after (``screened``)."""
     recorded = ConsentRecord.objects.filter(customer=OuterRef("pk"), opted_in=True)
-    return list(
+    return (
         customers.filter(email_opt_in=True, erased_at__isnull=True)
         .exclude(email="")
         .filter(Exists(recorded))
-        .order_by("id")
-        .values_list("id", "email")
     )
+
+
+def _consenting(customers) -> list[tuple[int, str]]:
+    """(customer id, address) of ``consenting(customers)``, oldest customer first."""
+    return list(consenting(customers).order_by("id").values_list("id", "email"))
 
 
 def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
@@ -149,7 +152,7 @@ def eligible_candidates(*, segment_id: int) -> list[tuple[int, str]]:
 def eligible_recipients(*, segment_id: int) -> list[tuple[int, str]]:
     """(customer id, address) of everyone who may get a campaign sent to the segment now,
     one per address."""
-    return _screened(eligible_candidates(segment_id=segment_id))
+    return screened(eligible_candidates(segment_id=segment_id))
 
 
 def eligible_non_openers(*, parent_id: int | None) -> list[tuple[int, str]]:
@@ -163,10 +166,10 @@ def eligible_non_openers(*, parent_id: int | None) -> list[tuple[int, str]]:
         is_holdout=False,
         first_opened_at__isnull=True,
     )
-    return _screened(_consenting(Customer.objects.filter(pk__in=not_opened.values("customer_id"))))
+    return screened(_consenting(Customer.objects.filter(pk__in=not_opened.values("customer_id"))))
 
 
-def _screened(candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def screened(candidates: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """The candidates with a valid address that is not suppressed, the first per address."""
     candidates_checked = []
     seen: set[str] = set()
