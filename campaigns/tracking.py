@@ -26,6 +26,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -153,12 +155,48 @@ def buffer_client() -> redis.Redis | None:
     return _buffer(url) if url else None
 
 
+class _Intake(threading.local):
+    def __init__(self):
+        self.connections: dict[str, redis.connection.AbstractConnection] = {}
+
+
+_intake = _Intake()
+
+
+def _push(url: str, payload: bytes) -> int:
+    """RPUSH one event on this thread's own connection; returns the buffer's length.
+
+    Checking a connection out of redis-py's pool costs more than the command itself (a
+    readiness poll and bookkeeping on every checkout: ~70 us against ~30 us for the RPUSH on
+    loopback), and a hit is a single command, so each thread keeps one connection instead.
+    """
+    connection = _intake.connections.get(url)
+    if connection is None or connection.pid != os.getpid():  # new thread, or a forked worker
+        pool = _buffer(url).connection_pool
+        connection = _intake.connections[url] = pool.connection_class(**pool.connection_kwargs)
+    command = connection.pack_command("RPUSH", BUFFER_KEY, payload)
+    try:
+        try:
+            connection.send_packed_command(command)
+            return connection.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis closed an idle or old connection (restart, timeout): once more on a new
+            # one. Should the first push have landed after all, the event is written twice,
+            # which first-open times and unique rates do not notice (see the drain).
+            connection.disconnect()
+            connection.send_packed_command(command)
+            return connection.read_response()
+    except BaseException:
+        connection.disconnect()  # whatever state the socket is in, start afresh next time
+        raise
+
+
 def record_hit(hit: Hit) -> None:
     """Keep one event: in the Redis buffer, or in the database without one (or if it fails)."""
-    client = buffer_client()
-    if client is not None:
+    url = settings.TRACKING_BUFFER_URL
+    if url:
         try:
-            length = client.rpush(BUFFER_KEY, hit.encode())
+            length = _push(url, hit.encode())
         except redis.RedisError:
             logger.exception("Tracking buffer unavailable; writing the event directly")
         else:

@@ -4,7 +4,13 @@ fast path gunicorn serves."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import os
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -23,13 +29,35 @@ from campaigns.tokens import (
 )
 from campaigns.tracking_tasks import drain_tracking_events
 from tests.campaigns.tracking_factories import clear_buffer, make_campaign, make_message
-from tests.conftest import free_port, wait_for
+from tests.conftest import ROOT, _database_url, free_port, wait_for
+
+# The buffer these tests exercise: the configured one, or in the embedded mode (no REDIS_URL,
+# where hits are written directly) the local Redis, which this file then requires as other
+# tests require a worker. Only test_embedded_mode_writes_directly runs without a buffer.
+LOCAL_BUFFER = os.environ.get("TEST_TRACKING_BUFFER_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture(autouse=True)
-def empty_buffer():
+def buffer(settings, monkeypatch):
+    settings.TRACKING_BUFFER_URL = settings.TRACKING_BUFFER_URL or LOCAL_BUFFER
+    monkeypatch.setenv("TRACKING_BUFFER_URL", settings.TRACKING_BUFFER_URL)  # worker processes
     yield clear_buffer()
     clear_buffer()
+
+
+@contextmanager
+def database_unreachable():
+    """Every new connection to the database fails until the block ends."""
+    key = "PORT" if connection.vendor == "postgresql" else "NAME"
+    real = connection.settings_dict[key]
+    connection.close()
+    # Nothing listens on a free port; SQLite cannot open a file in a missing folder.
+    connection.settings_dict[key] = free_port() if key == "PORT" else "/nonexistent/crm.sqlite3"
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict[key] = real
 
 
 @pytest.fixture
@@ -336,17 +364,11 @@ def test_scanner_bursts_need_several_links_within_the_window():
 def test_opens_are_not_lost_while_the_database_is_down(client, sent_message):
     link = Link.objects.filter(campaign=sent_message.campaign).first()
     _click(client, sent_message, link)  # caches the link while the database is up
-    real_port = connection.settings_dict["PORT"]
-    connection.close()
-    connection.settings_dict["PORT"] = free_port()  # nothing listens there: connections fail
-    try:
+    with database_unreachable():
         assert _open(client, sent_message).status_code == 200
         assert _click(client, sent_message, link).status_code == 302
         with pytest.raises(OperationalError):
             tracking.drain_events()
-    finally:
-        connection.close()
-        connection.settings_dict["PORT"] = real_port
     assert tracking.buffered_count() == 3
     assert not TrackingEvent.objects.exists()
     assert tracking.drain_events() == 3
@@ -359,6 +381,19 @@ def test_opens_are_not_lost_while_the_database_is_down(client, sent_message):
 
 
 @pytest.mark.django_db
+def test_a_buffer_connection_redis_closed_is_replaced(client, sent_message, buffer, settings):
+    _open(client, sent_message)
+    # Redis drops the intake's connection (a restart, an idle timeout): the next open is
+    # buffered all the same, on a new connection.
+    intake = tracking._intake.connections[settings.TRACKING_BUFFER_URL]
+    host, port = intake._sock.getsockname()[:2]
+    buffer.client_kill(f"{host}:{port}")
+    _open(client, sent_message)
+    assert tracking.buffered_count() == 2
+    assert tracking.drain_events() == 2
+
+
+@pytest.mark.django_db
 def test_drain_works_in_batches(client, sent_message):
     for _ in range(7):
         _open(client, sent_message)
@@ -367,9 +402,9 @@ def test_drain_works_in_batches(client, sent_message):
 
 
 @pytest.mark.django_db
-def test_a_running_drain_is_not_doubled(client, sent_message, empty_buffer):
+def test_a_running_drain_is_not_doubled(client, sent_message, buffer):
     _open(client, sent_message)
-    empty_buffer.set("campaigns:tracking:drain-lock", "someone-else")
+    buffer.set("campaigns:tracking:drain-lock", "someone-else")
     assert tracking.drain_events() == 0
     assert tracking.buffered_count() == 1
 
@@ -435,6 +470,49 @@ def _wsgi(path: str, method: str = "GET", app=None, **environ):
     }
     body = b"".join(application(env, start_response))
     return captured["status"], captured["headers"], body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_keeps_tracking_hits_out_of_its_access_log(sent_message, tmp_path, settings):
+    # gunicorn.conf.py: the log line would keep the opener's raw IP beside the message token,
+    # which the event itself stores only as a keyed hash. Other requests are logged as ever.
+    port, log = free_port(), tmp_path / "access.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "TRACKING_BUFFER_URL": settings.TRACKING_BUFFER_URL,
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application", "--workers", "1"]
+    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", str(log)]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: server.poll() is None and _listening(port))
+        assert _fetch(port, _path(open_url(sent_message.pk))) == (200, tracking.PIXEL_GIF)
+        assert _fetch(port, "/no-such-page/")[0] == 404
+    finally:
+        server.terminate()
+        server.wait(30)
+    logged = log.read_text()
+    assert "/no-such-page/" in logged
+    assert "/t/o/" not in logged
+    assert tracking.buffered_count() == 1
+
+
+def _fetch(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"User-Agent": BROWSER})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 # Transactional: the fast path closes stale connections as a request would.
