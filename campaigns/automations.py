@@ -15,16 +15,33 @@ signal of campaigns.tracking, which carries human events only.
 
 from __future__ import annotations
 
+import logging
+from datetime import date, datetime
+from itertools import groupby
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, Message, MessageStatus
+from campaigns.audience import draw_all, screened
+from campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Message,
+    MessageStatus,
+    Trigger,
+    TriggerKind,
+)
 from campaigns.rendering import store_links
 from campaigns.sending import check_sendable, kick_sending
+from campaigns.triggers import Match, matches
+from segments.aggregation import local_midnight
+
+logger = logging.getLogger(__name__)
 
 _ACTIVATABLE = [CampaignStatus.DRAFT, CampaignStatus.PAUSED]
 
@@ -68,3 +85,147 @@ def pause_automation(*, campaign: Campaign, by=None) -> bool:
     ).update(status=CampaignStatus.PAUSED, updated_at=timezone.now())
     campaign.refresh_from_db()
     return bool(paused)
+
+
+def _local_today() -> date:
+    return timezone.localdate(timezone=timezone.get_default_timezone())
+
+
+def _reachable(trigger: Trigger, today: date) -> list[Match]:
+    """The trigger's matches that may get marketing mail (audience.screened: a valid address,
+    not suppressed, one per address; per purchase day for thank-yous, whose periods are
+    separate occasions)."""
+    campaign = (
+        trigger.campaign if Trigger.campaign.is_cached(trigger) or trigger.campaign_id else None
+    )
+    found = matches(
+        trigger=trigger,
+        today=today,
+        campaign_id=campaign.pk if campaign else None,
+        segment=campaign.segment if campaign else None,
+    )
+    if trigger.kind == TriggerKind.THANK_YOU:
+        groups = [
+            list(group) for _period, group in groupby(sorted(found, key=_by_period), _by_period)
+        ]
+    else:
+        groups = [found]
+    reachable = []
+    for group in groups:
+        period_of = {m.customer_id: m.period for m in group}
+        kept = screened([(m.customer_id, m.email) for m in group])
+        reachable += [
+            Match(customer_id, email, period_of[customer_id]) for customer_id, email in kept
+        ]
+    return reachable
+
+
+def _by_period(match: Match) -> str:
+    return match.period
+
+
+def trigger_preview_count(trigger: Trigger, *, today: date | None = None) -> int:
+    """How many customers the trigger would send to if evaluated today (holdout included),
+    for the automation's form; writes nothing. The trigger and its automation need not be
+    saved (unsaved: no segment, nobody has a message yet)."""
+    return len(_reachable(trigger, today or _local_today()))
+
+
+@transaction.atomic
+def evaluate_trigger(
+    *, trigger: Trigger, today: date | None = None, now: datetime | None = None
+) -> int:
+    """Give each customer the trigger matches on ``today`` (local date, default today) a
+    message of its automation for the match's period, queued or, drawn into the holdout,
+    skipped; returns how many were added. A customer who already has one for that period
+    gets none, whoever evaluated first (the insert ignores the (campaign, customer, period)
+    conflict), so running it twice is harmless. ``now``: the evaluation time recorded on the
+    trigger (default: the current time)."""
+    campaign = trigger.campaign
+    # Content edited into an unsendable state since the activation: nothing is queued.
+    check_sendable(campaign)
+    today = today or _local_today()
+    found = _reachable(trigger, today)
+    draws = draw_all(
+        campaign_id=campaign.pk,
+        customer_ids=[m.customer_id for m in found],
+        holdout_percent=campaign.holdout_percent,
+        variants=list(campaign.variants.order_by("label")),
+    )
+    queued_at = timezone.now()
+    Message.objects.bulk_create(
+        [
+            Message(
+                campaign=campaign,
+                customer_id=match.customer_id,
+                email=match.email,
+                period=match.period,
+                variant_id=assigned.variant_id,
+                is_holdout=assigned.is_holdout,
+                status=MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED,
+                queued_at=queued_at,
+            )
+            for match, assigned in zip(found, draws, strict=True)
+        ],
+        batch_size=2_000,
+        ignore_conflicts=True,
+    )
+    added = Message.objects.filter(campaign=campaign, queued_at=queued_at).aggregate(
+        all=Count("id"), queued=Count("id", filter=Q(status=MessageStatus.QUEUED))
+    )
+    Trigger.objects.filter(pk=trigger.pk).update(
+        last_run_at=now or queued_at, last_run_matched=added["all"]
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(
+        audience_size=F("audience_size") + added["all"], updated_at=queued_at
+    )
+    trigger.refresh_from_db(fields=["last_run_at", "last_run_matched"])
+    if added["queued"]:
+        kick_sending(campaign_id=campaign.pk)
+    return added["all"]
+
+
+def _not_run_since(start: datetime) -> Q:
+    return Q(last_run_at__isnull=True) | Q(last_run_at__lt=start)
+
+
+def run_due_triggers(now: datetime | None = None) -> dict[int, int]:
+    """Evaluate every trigger of an active automation whose sending hour has come today
+    (local time) and that was not evaluated yet today; returns trigger id -> messages added.
+
+    Each trigger is claimed by a conditional update of ``last_run_at`` in the transaction that
+    evaluates it: of two beat processes or workers at once, one claims it and the other's
+    update finds it done (or waits for the first to commit, then finds it done). A failed
+    evaluation rolls its claim back, so the next run tries again."""
+    now = now or timezone.now()
+    local = timezone.localtime(now, timezone.get_default_timezone())
+    day_start = local_midnight(local.date())
+    due = list(
+        Trigger.objects.filter(
+            campaign__kind=CampaignKind.AUTOMATION,
+            campaign__status=CampaignStatus.SENDING,
+            send_hour__lte=local.hour,
+        )
+        .filter(_not_run_since(day_start))
+        .select_related("campaign__segment")
+        .order_by("pk")
+    )
+    added = {}
+    for trigger in due:
+        try:
+            with transaction.atomic():
+                # No join in this update: PostgreSQL would evaluate it as a subquery, which
+                # is not re-checked after waiting for another claim's lock.
+                claimed = (
+                    Trigger.objects.filter(pk=trigger.pk)
+                    .filter(_not_run_since(day_start))
+                    .update(last_run_at=now)
+                )
+                if claimed:
+                    added[trigger.pk] = evaluate_trigger(
+                        trigger=trigger, today=local.date(), now=now
+                    )
+        except Exception:
+            # One broken automation must not hold up the others; it is tried again next run.
+            logger.exception("automation trigger %s: evaluation failed", trigger.pk)
+    return added

@@ -3,7 +3,7 @@ database, so every task is safe to run twice or at once on several workers)."""
 
 from celery import shared_task
 
-from campaigns import sending
+from campaigns import automations, sending
 
 
 @shared_task
@@ -24,3 +24,10 @@ def tick() -> None:
         start_campaign_task.delay(campaign_id)
     for campaign_id in sending.campaigns_needing_senders():
         sending.kick_sending(campaign_id=campaign_id)
+
+
+@shared_task
+def run_automations() -> dict[int, int]:
+    """Beat, every few minutes: evaluate the triggers of active automations whose sending
+    hour has come and that were not evaluated yet today (each claimed in the database)."""
+    return automations.run_due_triggers()

@@ -314,6 +314,11 @@ CAMPAIGN_MAX_ATTEMPTS = env.int("CAMPAIGN_MAX_ATTEMPTS", default=5)
 # server another renders: 4 reach ~1,100 messages/s on 2 cores, see tests/bench/bench_send.py).
 CAMPAIGN_SEND_TASKS = env.int("CAMPAIGN_SEND_TASKS", default=4)
 CELERY_BEAT_SCHEDULE["campaigns-tick"] = {"task": "campaigns.tasks.tick", "schedule": 10.0}
+# Automations' triggers, once a day each from their sending hour (campaigns.automations).
+CELERY_BEAT_SCHEDULE["campaigns-automations"] = {
+    "task": "campaigns.tasks.run_automations",
+    "schedule": 300.0,
+}
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
