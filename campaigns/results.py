@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -59,6 +60,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Max,
+    Min,
     OuterRef,
     Q,
     Subquery,
@@ -82,7 +84,7 @@ from campaigns.models import (
     TrackingEvent,
 )
 from campaigns.significance import Comparison, Proportion, compare, two_proportion_p_value
-from customers.models import Purchase
+from customers.models import Purchase, PurchaseStatus
 from segments.models import CustomerScore, RfmLabel, ScoringRun
 
 CACHE_SECONDS = 600
@@ -101,6 +103,48 @@ METRIC_NAMES = {
     Metric.CLICK: _("click rate"),
     Metric.CONVERSION: _("conversion rate"),
     Metric.REVENUE: _("attributed revenue"),
+}
+
+
+# What each figure means, for the page's notes and tooltips (see the module docstring).
+DEFINITIONS = {
+    "delivered": _(
+        "Messages accepted by the mail server (status sent). Bounced, failed and held-out "
+        "recipients are not delivered."
+    ),
+    Metric.OPEN: _(
+        "Delivered messages opened at least once by a person / delivered. Opens by privacy "
+        "proxies and prefetchers are counted apart and excluded."
+    ),
+    Metric.CLICK: _(
+        "Delivered messages with at least one click by a person / delivered. Clicks by link "
+        "scanners are counted apart and excluded."
+    ),
+    "click_to_open": _("Messages clicked / messages opened."),
+    "unsubscribe_rate": _(
+        "Delivered messages whose recipient unsubscribed through them / delivered."
+    ),
+    Metric.CONVERSION: _(
+        "Delivered messages whose customer completed a purchase within the attribution window "
+        "after the send / delivered. Cancelled and refunded purchases do not count."
+    ),
+    Metric.REVENUE: _(
+        "Sum of the completed purchases of recipients within the attribution window after "
+        "their message was sent."
+    ),
+    "machine": _(
+        "Delivered messages opened (or clicked) only by machines: privacy proxies such as "
+        "Apple Mail Privacy Protection, prefetchers and link scanners."
+    ),
+    "lift": _(
+        "Conversion rate of the delivered recipients minus that of the holdout, who were kept "
+        "out of the send; their window starts when the audience was frozen."
+    ),
+    "heat_map": _(
+        "Delivered messages by weekday and hour of their first opening by a person (local "
+        "time); each cell's share is of the delivered messages, so the cells add up to the "
+        "open rate."
+    ),
 }
 
 
@@ -317,11 +361,18 @@ def scoring_run_for(campaign: Campaign) -> ScoringRun | None:
     return succeeded.first()
 
 
-def compute_results(campaign: Campaign) -> CampaignResults:
-    """Everything the review shows, computed now (no cache)."""
+def compute_results(campaign: Campaign, *, fast_path: bool | None = None) -> CampaignResults:
+    """Everything the review shows, computed now (no cache). ``fast_path``: PostgreSQL's
+    set-based query (default on PostgreSQL) or the portable ORM query (tests compare both)."""
     now = timezone.now()
     run = scoring_run_for(campaign)
-    rows = list(_grouped_messages(campaign, run_id=run.pk if run else None))
+    run_id = run.pk if run else None
+    if fast_path is None:
+        fast_path = connection.vendor == "postgresql"
+    if fast_path:
+        rows = _grouped_messages_postgresql(campaign, run_id=run_id)
+    else:
+        rows = list(_grouped_messages(campaign, run_id=run_id))
     labels = {v.pk: (v.label, v.subject) for v in campaign.variants.all()}
 
     by_variant: dict[int, Figures] = defaultdict(Figures)
@@ -436,6 +487,85 @@ def _grouped_messages(campaign: Campaign, *, run_id: int | None):
     )
 
 
+_GROUPED_SQL = """
+WITH m AS MATERIALIZED (
+    SELECT id, customer_id, variant_id, is_holdout, first_opened_at, first_clicked_at,
+        opened_by_machine, sent_at, CASE WHEN is_holdout THEN queued_at ELSE sent_at END AS start
+    FROM {message}
+    WHERE campaign_id = %(campaign)s AND (is_holdout OR status = %(sent)s)
+), conversion AS (
+    SELECT m.id, sum(p.total) AS revenue
+    FROM m JOIN {purchase} p ON p.customer_id = m.customer_id
+    WHERE p.status = %(completed)s
+        AND p.purchased_at > m.start AND p.purchased_at <= m.start + %(window)s
+        AND p.purchased_at > %(low)s AND p.purchased_at <= %(high)s
+    GROUP BY m.id
+), machine_click AS (
+    SELECT DISTINCT e.message_id AS id
+    FROM {event} e JOIN m ON m.id = e.message_id
+    WHERE e.kind = %(click)s AND e.is_machine
+), unsubscribe AS (
+    SELECT DISTINCT s.source_message_id AS id
+    FROM {suppression} s JOIN m ON m.id = s.source_message_id
+    WHERE s.reason = %(unsubscribed)s
+)
+SELECT m.is_holdout, m.variant_id, score.rfm_label, score.decile,
+    count(*) AS delivered,
+    count(m.first_opened_at) AS opened,
+    count(m.first_clicked_at) AS clicked,
+    count(*) FILTER (WHERE m.opened_by_machine AND m.first_opened_at IS NULL) AS machine_opened,
+    count(machine_click.id) FILTER (WHERE m.first_clicked_at IS NULL) AS machine_clicked,
+    count(unsubscribe.id) AS unsubscribed,
+    count(conversion.id) AS converted,
+    sum(conversion.revenue) AS revenue,
+    max(m.sent_at) AS last_sent_at
+FROM m
+LEFT JOIN conversion ON conversion.id = m.id
+LEFT JOIN machine_click ON machine_click.id = m.id
+LEFT JOIN unsubscribe ON unsubscribe.id = m.id
+LEFT JOIN {score} score ON score.run_id = %(run)s AND score.customer_id = m.customer_id
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def _grouped_messages_postgresql(campaign: Campaign, *, run_id: int | None) -> list[dict]:
+    """The named fast path of ``_grouped_messages`` (same rows): set-based joins instead of
+    a subquery per message, so the purchases of the whole send's window are read once (by
+    their date index) and hash-joined. JIT compilation cost 2.2 s of 3.5 s at 100,000
+    recipients (more than it saves on this query): off for it."""
+    window = timedelta(days=campaign.attribution_days)
+    bounds = Message.objects.filter(campaign=campaign).aggregate(
+        low=Min("queued_at"), high=Max("sent_at")
+    )
+    low = bounds["low"] or timezone.now()
+    high = max(bounds["high"] or low, low) + window
+    sql = _GROUPED_SQL.format(
+        message=Message._meta.db_table,
+        purchase=Purchase._meta.db_table,
+        event=TrackingEvent._meta.db_table,
+        suppression=Suppression._meta.db_table,
+        score=CustomerScore._meta.db_table,
+    )
+    params = {
+        "campaign": campaign.pk,
+        "sent": MessageStatus.SENT.value,
+        "completed": PurchaseStatus.COMPLETED.value,
+        "window": window,
+        "low": low,
+        "high": high,
+        "click": EventKind.CLICK.value,
+        "unsubscribed": SuppressionReason.UNSUBSCRIBED.value,
+        "run": run_id,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        # Room for the scores' hash and the sorts in memory rather than in batches on disk.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def _heat_map(campaign: Campaign) -> list[list[int]]:
     zone = ZoneInfo(settings.TIME_ZONE)
     cells = (
@@ -533,7 +663,7 @@ def goal_results(
             state = GoalState.UNKNOWN
         elif provisional:
             state = GoalState.PROVISIONAL
-        elif actual is not None and Decimal(str(actual)) >= goal:
+        elif actual is not None and Decimal(str(actual)) >= Decimal(str(goal)):
             state = GoalState.MET
         else:
             state = GoalState.NOT_MET

@@ -186,10 +186,12 @@ def _figures(figures) -> dict:
     return {name: getattr(figures, name) for name in FIELDS}
 
 
+# fast_path: PostgreSQL's set-based query; False: the portable ORM query. Both are checked.
+@pytest.mark.parametrize("fast_path", [True, False])
 @pytest.mark.parametrize("seed", [5, 11])
-def test_every_figure_equals_an_independent_count(seed):
+def test_every_figure_equals_an_independent_count(seed, fast_path):
     campaign, variants = build_campaign(sent_days_ago=2, seed=seed)
-    results = compute_results(campaign)
+    results = compute_results(campaign, fast_path=fast_path)
     delivered = list(Message.objects.filter(campaign=campaign, status=MessageStatus.SENT))
 
     expected = oracle(campaign, delivered)
@@ -224,9 +226,10 @@ def test_every_figure_equals_an_independent_count(seed):
     assert results.lift.incremental_revenue == pytest.approx(incremental_revenue)
 
 
-def test_breakdowns_and_heat_map_equal_independent_counts():
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_breakdowns_and_heat_map_equal_independent_counts(fast_path):
     campaign, _variants = build_campaign(sent_days_ago=2)
-    results = compute_results(campaign)
+    results = compute_results(campaign, fast_path=fast_path)
     delivered = list(
         Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).select_related(
             "customer"
