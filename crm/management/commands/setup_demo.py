@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from campaigns.demo import create_demo_campaigns
 from crm.demo import DEMO_USERS, create_demo_users
 from customers.demo_data import seed_demo_data
 from customers.models import Customer
@@ -39,6 +40,8 @@ class Command(BaseCommand):
                 f"Scored {run.customers_scored:,} customers (scoring run #{run.pk}); "
                 f"created {len(segments)} demo segments."
             )
+            campaigns = create_demo_campaigns()
+            self.stdout.write(f"Created {len(campaigns)} demo campaigns and automations.")
         self.stdout.write("Demo logins (username / password / role):")
         for demo in DEMO_USERS:
             self.stdout.write(f"  {demo.username:<10} {settings.DEMO_PASSWORD}  {demo.role.value}")
