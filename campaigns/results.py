@@ -283,11 +283,17 @@ class GoalResult:
 
 @dataclass(frozen=True)
 class Group:
-    """A breakdown row (an RFM label, a decile); ``key`` "" = no score in the run."""
+    """A breakdown row (an RFM label, a decile); ``key`` "" = no score in the run. The label
+    is looked up when shown: cached results serve every language."""
 
     key: str
-    label: str
     figures: Figures
+
+    @property
+    def label(self) -> str:
+        if not self.key:
+            return str(_("No score"))
+        return str(dict(RfmLabel.choices).get(self.key, self.key))
 
 
 @dataclass(frozen=True)
@@ -590,20 +596,13 @@ def _heat_map(campaign: Campaign) -> list[list[int]]:
 
 
 def _rfm_groups(by_label: dict[str, Figures]) -> list[Group]:
-    names = dict(RfmLabel.choices)
-    order = [*names, ""]
-    return [
-        Group(key, str(names.get(key, _("No score"))), by_label[key])
-        for key in order
-        if key in by_label
-    ]
+    order = [*RfmLabel.values, ""]
+    return [Group(key, by_label[key]) for key in order if key in by_label]
 
 
 def _decile_groups(by_decile: dict[str, Figures]) -> list[Group]:
     order = [*(str(n) for n in range(1, 11)), ""]
-    return [
-        Group(key, key or str(_("No score")), by_decile[key]) for key in order if key in by_decile
-    ]
+    return [Group(key, by_decile[key]) for key in order if key in by_decile]
 
 
 def _is_provisional(campaign: Campaign, window_closes_at: datetime | None, now: datetime) -> bool:

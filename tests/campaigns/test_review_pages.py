@@ -157,3 +157,21 @@ def test_review_of_a_campaign_without_messages(client_as, marketer):
     assert response.status_code == 200
     assert "Nothing delivered yet." in response.content.decode()
     assert client_as(marketer).get("/campaigns/999999/review/").status_code == 404
+
+
+def test_cached_results_are_shown_in_each_reader_s_language(client_as, marketer, sales, sent):
+    from django.utils import translation
+
+    from segments.models import RfmLabel
+
+    with translation.override("ja"):
+        champions_ja = str(RfmLabel.CHAMPIONS.label)
+    assert champions_ja != "Champions"
+    english = client_as(marketer).get(f"/campaigns/{sent.pk}/review/", **EN).content.decode()
+    japanese = (
+        client_as(sales)
+        .get(f"/campaigns/{sent.pk}/review/", HTTP_ACCEPT_LANGUAGE="ja")
+        .content.decode()
+    )
+    assert "Champions" in english and champions_ja not in english
+    assert champions_ja in japanese

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 from campaigns.models import Campaign, Message, MessageStatus, TrackingEvent
 from crm.roles import Role
 from tests.campaigns.test_results import build_campaign
+from tests.e2e.test_campaign_plan import shoot
 from tests.e2e.test_dashboard import log_in
 from tests.factories import UserFactory
 
@@ -62,6 +63,7 @@ def test_marketer_reads_the_review_and_acts(page: Page, transactional_db):
         assert drawn["points"] > 0, chart_id
         assert drawn["painted"] > 300, chart_id
     expect(page.locator("#heatmap-table tbody tr")).to_have_count(7)
+    shoot(page, "review")
 
     tip = page.locator("#def-conversion_rate")
     expect(tip).to_be_hidden()
