@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns.automations import activate_automation, pause_automation
+from campaigns.automations import activate_automation, pause_automation, trigger_preview_count
 from campaigns.forms import AutomationForm, TriggerForm, variant_formset
 from campaigns.models import Campaign, CampaignKind, Trigger
 from campaigns.planning import is_editable
@@ -50,8 +50,17 @@ def _form_page(request, automation: Campaign, saved_name: str = ""):
         trigger_form=trigger_form,
         saved_name=saved_name,
         is_automation=True,
+        preview_count=_preview_count(trigger_form),
     )
     return render(request, "campaigns/automation_form.html", context)
+
+
+def _preview_count(trigger_form: TriggerForm) -> int | None:
+    """How many customers the trigger shown would match today: the saved one, or the one
+    just posted when it is valid (the form came back for another field's error)."""
+    if trigger_form.is_bound:
+        return trigger_preview_count(trigger_form.instance) if trigger_form.is_valid() else None
+    return trigger_preview_count(trigger_form.instance) if trigger_form.instance.pk else None
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -4,13 +4,14 @@ state, last evaluation and messages sent, activate and pause, and sales staff ke
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Trigger, TriggerKind
-from tests.campaigns.factories import CampaignFactory, VariantFactory
+from tests.campaigns.factories import CampaignFactory, VariantFactory, subscriber
 from tests.campaigns.test_plan_pages import Browser, plan
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,15 @@ def test_sales_cannot_plan_activate_or_pause(signed_in, sales):
         assert client.post(f"{base}/{action}/").status_code == 403, action
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_the_form_shows_how_many_customers_the_trigger_would_match_today(signed_in, marketer):
+    in_a_week = timezone.localdate() + timedelta(days=7)
+    # Born in a leap year, so that a 29 February a week ahead is a birthday too.
+    subscriber(birthday=in_a_week.replace(year=1992))
+    subscriber(birthday=(in_a_week + timedelta(days=60)).replace(year=1992))
+    campaign = automation(kind=TriggerKind.BIRTHDAY, days=7)
+    page = signed_in(marketer).get(
+        f"/campaigns/automations/{campaign.pk}/edit/", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert "Today the trigger would match 1 customer." in page.content.decode()
