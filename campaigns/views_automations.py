@@ -49,10 +49,9 @@ def _form_page(request, automation: Campaign, saved_name: str = ""):
         campaign=automation if automation.pk else None,
         trigger_form=trigger_form,
         saved_name=saved_name,
-        is_automation=True,
         preview_count=_preview_count(trigger_form),
     )
-    return render(request, "campaigns/automation_form.html", context)
+    return render(request, "campaigns/form.html", context)
 
 
 def _preview_count(trigger_form: TriggerForm) -> int | None:

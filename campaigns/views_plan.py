@@ -17,6 +17,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from analytics.forms_goals import plain
@@ -258,49 +259,38 @@ def campaign_send_now(request, pk: int):
     return redirect("campaigns:detail", pk=pk)
 
 
-def _state_change(request, pk: int, act, done: str, refused: str):
-    campaign = campaign_for(pk, CampaignKind.CAMPAIGN)
-    if act(campaign=campaign, by=request.user):
-        messages.success(request, done)
-    else:
-        messages.error(request, refused)
-    return redirect("campaigns:detail", pk=pk)
+def _state_change_view(act, done, refused):
+    """A view for one of sending's state changes (``act`` returns False when the campaign
+    is not in a state it applies to); ``done`` and ``refused`` are lazy messages."""
+
+    @require_POST
+    @permission_required(VIEW, CHANGE)
+    def view(request, pk: int):
+        campaign = campaign_for(pk, CampaignKind.CAMPAIGN)
+        if act(campaign=campaign, by=request.user):
+            messages.success(request, done)
+        else:
+            messages.error(request, refused)
+        return redirect("campaigns:detail", pk=pk)
+
+    return view
 
 
-@require_POST
-@permission_required(VIEW, CHANGE)
-def campaign_pause(request, pk: int):
-    return _state_change(
-        request,
-        pk,
-        sending.pause_campaign,
-        _("Paused: the messages in flight finish, the rest wait."),
-        _("Only a campaign being sent can be paused."),
-    )
-
-
-@require_POST
-@permission_required(VIEW, CHANGE)
-def campaign_resume(request, pk: int):
-    return _state_change(
-        request,
-        pk,
-        sending.resume_campaign,
-        _("Sending again."),
-        _("Only a paused campaign can be resumed."),
-    )
-
-
-@require_POST
-@permission_required(VIEW, CHANGE)
-def campaign_cancel(request, pk: int):
-    return _state_change(
-        request,
-        pk,
-        sending.cancel_campaign,
-        _("Cancelled: nothing more will be sent; what was sent stays sent."),
-        _("This campaign is finished and cannot be cancelled."),
-    )
+campaign_pause = _state_change_view(
+    sending.pause_campaign,
+    gettext_lazy("Paused: the messages in flight finish, the rest wait."),
+    gettext_lazy("Only a campaign being sent can be paused."),
+)
+campaign_resume = _state_change_view(
+    sending.resume_campaign,
+    gettext_lazy("Sending again."),
+    gettext_lazy("Only a paused campaign can be resumed."),
+)
+campaign_cancel = _state_change_view(
+    sending.cancel_campaign,
+    gettext_lazy("Cancelled: nothing more will be sent; what was sent stays sent."),
+    gettext_lazy("This campaign is finished and cannot be cancelled."),
+)
 
 
 # --- Preview and test send --------------------------------------------------------------------
