@@ -57,9 +57,10 @@ class CampaignViewSet(CampaignKindViewSet):
     @action(detail=True, methods=["post"], required_permissions=CHANGE, filter_backends=[])
     def schedule(self, request, pk=None):
         """Schedule a draft, or move a scheduled campaign to another time."""
+        campaign = self.get_object()  # an unknown campaign is a 404 whatever the body
         query = ScheduleSerializer(data=request.data)
         query.is_valid(raise_exception=True)
-        return self.act(schedule_campaign, at=query.validated_data["at"])
+        return self.act(schedule_campaign, campaign=campaign, at=query.validated_data["at"])
 
     @extend_schema(**_ACTION)
     @action(

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from drf_standardized_errors.openapi_serializers import ErrorResponse404Serializer
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -24,6 +25,7 @@ from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.rendering import preview
 from campaigns.sending import campaign_progress
 from crm.api.filters import IdFilter
+from crm.api.schema import AutoSchema
 from customers.api.base import APIViewSetMixin, Conflict, ConflictResponseSerializer
 from customers.models import Customer
 
@@ -52,6 +54,19 @@ def writes_schema(serializer) -> dict:
     }
 
 
+class CampaignSchema(AutoSchema):
+    """Documents the validation errors of the preview's query parameters."""
+
+    def _get_extra_validation_errors(self) -> dict[str, set[str]]:
+        errors = dict(super()._get_extra_validation_errors())
+        if getattr(self.view, "action", None) == "preview":
+            for name, field in PreviewQuerySerializer().fields.items():
+                errors[name] = errors.get(name, set()) | {"invalid", *field.error_messages}
+        return errors
+
+
+# The list's own rules (weights add up to 100, labels differ): see serializers.variant_errors.
+@extend_validation_errors(["invalid"], field_name="variants", methods=["post", "put", "patch"])
 class CampaignKindViewSet(APIViewSetMixin, viewsets.ModelViewSet):
     """Campaigns of one kind; subclasses set ``campaign_kind`` and the serializer."""
 
@@ -62,6 +77,7 @@ class CampaignKindViewSet(APIViewSetMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"[0-9]+"
     # Model permissions for CRUD; the extra actions declare theirs.
     required_permissions = None
+    schema = CampaignSchema()
 
     def get_queryset(self):
         return Campaign.objects.filter(kind=self.campaign_kind).prefetch_related("variants")
@@ -72,10 +88,10 @@ class CampaignKindViewSet(APIViewSetMixin, viewsets.ModelViewSet):
         except ValidationError as error:
             raise conflict(error) from error
 
-    def act(self, act, refusal: str = "", **kwargs) -> Response:
+    def act(self, act, refusal: str = "", *, campaign: Campaign | None = None, **kwargs):
         """Call one of campaigns' actions on the campaign in the URL and answer it as it is
         now; a refusal (a ValidationError, or False: nothing to do in this status) is a 409."""
-        campaign = self.get_object()
+        campaign = campaign or self.get_object()
         try:
             done = act(campaign=campaign, by=self.request.user, **kwargs)
         except ValidationError as error:

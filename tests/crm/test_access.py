@@ -283,7 +283,9 @@ def test_campaigns_api_follows_the_role(request, client, role_fixture, manages, 
     # Writes: marketers and admins (400: the empty body; 404: no campaign 1), not sales.
     for path in ("campaigns/", "automations/", "suppressions/"):
         assert client.post(api + path, {}, **auth).status_code == (400 if manages else 403), path
-    writes = [f"campaigns/1/{act}/" for act in ("schedule", "send-now", "pause", "resume", "cancel")]
+    writes = [
+        f"campaigns/1/{act}/" for act in ("schedule", "send-now", "pause", "resume", "cancel")
+    ]
     writes += ["automations/1/activate/", "automations/1/pause/"]
     for path in writes:
         assert client.post(api + path, {}, **auth).status_code == (404 if manages else 403), path
