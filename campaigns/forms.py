@@ -125,6 +125,8 @@ class VariantForm(forms.ModelForm):
             "text_body": forms.Textarea(attrs={"rows": 6, "class": "code"}),
             "weight": forms.NumberInput(attrs={"class": "variant-weight", "min": 1, "max": 100}),
         }
+        # The content section explains the weights once for all variants.
+        help_texts = {"weight": ""}
 
     def clean(self):
         data = super().clean()

@@ -1,9 +1,11 @@
 // The campaign page's progress bar: while the campaign is sending (or about to start) it asks
 // the progress JSON every 2 seconds and updates the bar and the counts; when the status
 // changes (sent, paused, waiting for the winner…) it reloads the page so the buttons match.
+// A campaign scheduled for later is checked every 30 seconds until its time comes.
 (() => {
   "use strict";
   const EVERY_MS = 2000;
+  const SCHEDULED_EVERY_MS = 30000;
 
   function start(panel) {
     const url = panel.dataset.progressUrl;
@@ -34,10 +36,13 @@
         window.location.reload();
       } else if (data.active) {
         setTimeout(poll, EVERY_MS);
+      } else if (data.status === "scheduled") {
+        setTimeout(poll, SCHEDULED_EVERY_MS);
       }
     }
 
     if (panel.dataset.active === "true") setTimeout(poll, EVERY_MS);
+    else if (shownStatus === "scheduled") setTimeout(poll, SCHEDULED_EVERY_MS);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
