@@ -23,6 +23,7 @@ from campaigns.api.saving import delete_draft
 from campaigns.api.serializers import conflict
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.rendering import preview
+from campaigns.results import campaign_results
 from campaigns.sending import campaign_progress
 from crm.api.filters import IdFilter
 from crm.api.schema import AutoSchema
@@ -104,10 +105,16 @@ class CampaignKindViewSet(APIViewSetMixin, viewsets.ModelViewSet):
     @extend_schema(responses={200: StatsSerializer, **NOT_FOUND})
     @action(detail=True, required_permissions=VIEW, filter_backends=[], pagination_class=None)
     def stats(self, request, pk=None):
-        """Progress: the messages counted by status, as the campaign page shows them."""
+        """Progress (the messages counted by status, as the campaign page shows them) and
+        results (delivered, opens, clicks, conversions, revenue, rates, per variant, holdout
+        lift, goal attainment, as the review page shows them)."""
         campaign = self.get_object()
-        stats = {"id": campaign.pk, "status": campaign.status}
-        stats["progress"] = campaign_progress(campaign)
+        stats = {
+            "id": campaign.pk,
+            "status": campaign.status,
+            "progress": campaign_progress(campaign),
+            "results": campaign_results(campaign),
+        }
         return Response(StatsSerializer(stats).data)
 
     @extend_schema(

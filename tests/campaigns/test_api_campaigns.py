@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from campaigns.audience import freeze_audience
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, Variant
 from tests.campaigns.factories import CampaignFactory, VariantFactory, everyone_segment, subscriber
+from tests.customers.factories import PurchaseFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/campaigns/"
@@ -270,17 +271,32 @@ def test_schedule_needs_a_date_time(api, marketer):
 def test_stats_equal_the_messages_counted_by_status(api, sales):
     for n in range(30):
         subscriber(email=f"aki{n}@example.jp")
-    campaign = CampaignFactory(holdout_percent=20)
+    campaign = CampaignFactory(holdout_percent=20, goal_open_rate="0.4000")
     VariantFactory(campaign=campaign)
     freeze_audience(campaign=campaign)
-    sendable = list(Message.objects.filter(campaign=campaign, is_holdout=False).order_by("id")[:12])
+    now = timezone.now()
+    # Frozen three hours ago, sent two hours ago.
+    Message.objects.filter(campaign=campaign).update(queued_at=now - timedelta(hours=3))
+    sendable = list(Message.objects.filter(campaign=campaign, is_holdout=False).order_by("id"))
     statuses = [MessageStatus.SENT] * 6 + [MessageStatus.FAILED] * 2 + [MessageStatus.SKIPPED] * 4
-    for message, status in zip(sendable, statuses, strict=True):
+    for n, (message, status) in enumerate(zip(sendable, statuses, strict=False)):
         message.status = status
-        message.save(update_fields=["status"])
+        if status == MessageStatus.SENT:
+            message.sent_at = now - timedelta(hours=2)
+            # Three opened by a person, one of them clicked too; one opened by a machine.
+            message.first_opened_at = now - timedelta(hours=1) if n < 3 else None
+            message.first_clicked_at = now - timedelta(hours=1) if n == 0 else None
+            message.opened_by_machine = n == 3
+        message.save()
+    buyer = sendable[1].customer
+    PurchaseFactory(customer=buyer, purchased_at=now - timedelta(minutes=30), total=3960)
+    PurchaseFactory(customer=buyer, purchased_at=now - timedelta(days=30), total=1000)  # before
+
     messages = list(Message.objects.filter(campaign=campaign))
     counts = Counter(m.status for m in messages)
     holdout = sum(m.is_holdout for m in messages)
+    delivered = [m for m in messages if m.status == MessageStatus.SENT]
+    opened = [m for m in delivered if m.first_opened_at]
 
     stats = api(sales).get(f"{URL}{campaign.pk}/stats/").json()
     progress = stats["progress"]
@@ -294,6 +310,19 @@ def test_stats_equal_the_messages_counted_by_status(api, sales):
     done = counts["sent"] + counts["failed"] + counts["skipped"] - holdout
     assert progress["done"] == done
     assert progress["percent"] == int(100 * done / (len(messages) - holdout))
+
+    total = stats["results"]["total"]
+    assert total["delivered"] == len(delivered) == 6
+    assert total["opened"] == len(opened) == 3
+    assert total["clicked"] == sum(1 for m in delivered if m.first_clicked_at) == 1
+    assert total["machine_opened"] == 1
+    assert total["open_rate"] == len(opened) / len(delivered)
+    assert total["converted"] == 1
+    assert total["revenue"] == "3960.00"
+    goal = next(g for g in stats["results"]["goals"] if g["metric"] == "open_rate")
+    assert goal["goal"] == 0.4
+    assert goal["actual"] == 0.5
+    assert stats["results"]["holdout"]["members"] == holdout
 
 
 def test_preview_renders_a_variant_for_a_customer(api, sales):
