@@ -171,6 +171,17 @@ class BaseVariantFormSet(BaseInlineFormSet):
                 )
 
 
+def check_split(*, form: CampaignForm, variants: BaseVariantFormSet) -> bool:
+    """Whether the A/B test share has variants to test (both forms valid); the error goes
+    to the form's field when it has not."""
+    if form.cleaned_data.get("test_percent") and len(variants.kept()) < 2:
+        form.add_error(
+            "test_percent", _("An A/B test needs at least two variants: add one, or set 0.")
+        )
+        return False
+    return True
+
+
 VariantFormSet = inlineformset_factory(
     Campaign,
     Variant,

@@ -37,10 +37,13 @@ def save_plan(*, campaign_form, variants, trigger_form=None, by=None) -> Campaig
                 _("This campaign is %(status)s: it can no longer be changed.")
                 % {"status": current.get_status_display()}
             )
+    campaign.updated_at = timezone.now()
+    if campaign.pk:
+        # Only what the form holds: a schedule set meanwhile on another page stays.
+        campaign.save(update_fields=[*campaign_form.fields, "updated_at"])
     else:
         campaign.created_by = by
-    campaign.updated_at = timezone.now()
-    campaign = campaign_form.save()
+        campaign.save()
     variants.instance = campaign
     # Deletions first: a label freed by a removed variant may be taken by a new one.
     for form in variants.deleted_forms:

@@ -22,7 +22,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from analytics.forms_goals import plain
 from campaigns import sending
-from campaigns.forms import CampaignForm, PreviewForm, ScheduleForm, variant_formset
+from campaigns.forms import (
+    CampaignForm,
+    PreviewForm,
+    ScheduleForm,
+    check_split,
+    variant_formset,
+)
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.planning import is_editable, save_plan
 from campaigns.previews import preview_candidates, preview_for, send_test_email
@@ -90,7 +96,7 @@ def save_or_error(request, *, form, variants, trigger_form=None) -> Campaign | N
     forms_valid = form.is_valid() & variants.is_valid()
     if trigger_form is not None:
         forms_valid &= trigger_form.is_valid()
-    if not forms_valid:
+    if not (forms_valid and check_split(form=form, variants=variants)):
         return None
     try:
         return save_plan(

@@ -133,6 +133,13 @@ def test_a_template_error_shows_beside_its_field(signed_in, marketer):
     assert not Campaign.objects.exists()
 
 
+def test_an_ab_test_share_needs_two_variants(signed_in, marketer):
+    data = plan(**{"variants-TOTAL_FORMS": "1", "variants-0-weight": "100"})
+    response = signed_in(marketer).post("/campaigns/new/", data, HTTP_ACCEPT_LANGUAGE="en")
+    assert "An A/B test needs at least two variants" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
 def test_a_rate_over_100_percent_is_refused(signed_in, marketer):
     response = signed_in(marketer).post("/campaigns/new/", plan(goal_open_rate="120"))
     assert response.status_code == 200
@@ -143,6 +150,7 @@ def test_editing_removes_and_adds_variants(signed_in, marketer):
     variant = VariantFactory(weight=100)
     campaign = variant.campaign
     data = plan(
+        test_percent="0",
         **{
             "variants-INITIAL_FORMS": "1",
             "variants-0-id": str(variant.pk),
@@ -150,7 +158,7 @@ def test_editing_removes_and_adds_variants(signed_in, marketer):
             "variants-0-DELETE": "on",
             "variants-1-label": "A",
             "variants-1-weight": "100",
-        }
+        },
     )
     response = signed_in(marketer).post(f"/campaigns/{campaign.pk}/edit/", data)
     assert response.status_code == 302
