@@ -1,8 +1,10 @@
 """Creating and changing campaigns and automations with their variants (and an automation's
 trigger) in one transaction, as the API receives them: whole, already validated.
 
-Only a campaign that has not started can change (draft or scheduled; an automation while it
-is a draft or paused): the row is locked first, so a change and a launch never interleave.
+Only a campaign that has not started can change (campaigns.planning.EDITABLE: a campaign
+while it is a draft or scheduled, an automation while it is a draft or paused): the row is
+locked first, so a change and a launch never interleave. The pages save through
+campaigns.planning.save_plan, from forms; the API's input is already-validated data.
 """
 
 from __future__ import annotations
@@ -12,15 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from campaigns.models import Campaign, CampaignKind, CampaignStatus, Trigger, Variant
-
-EDITABLE = {
-    CampaignKind.CAMPAIGN: (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED),
-    CampaignKind.AUTOMATION: (CampaignStatus.DRAFT, CampaignStatus.PAUSED),
-}
-
-
-def is_editable(campaign: Campaign) -> bool:
-    return campaign.status in EDITABLE[campaign.kind]
+from campaigns.planning import is_editable
 
 
 @transaction.atomic

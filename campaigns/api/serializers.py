@@ -5,7 +5,7 @@ Rules the schema states (lengths, ranges, not blank) are checked field by field;
 cannot state is checked here and answered with a 400 at its place: the weights add up to 100,
 labels differ, each part of the content compiles (``campaigns.rendering.check_content``), the
 sender parses as an address, a gap multiplier only on a win-back trigger. A campaign that
-has started cannot change: 409 (see saving.EDITABLE).
+has started cannot change: 409 (see campaigns.planning.EDITABLE).
 """
 
 from __future__ import annotations

@@ -10,26 +10,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from campaigns.audience import freeze_audience
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, Variant
+from tests.campaigns.api_clients import api_as
 from tests.campaigns.factories import CampaignFactory, VariantFactory, everyone_segment, subscriber
 from tests.customers.factories import PurchaseFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/campaigns/"
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
-
-
-@pytest.fixture
-def api():
-    def make(user) -> APIClient:
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-
-    return make
 
 
 def variant(label: str, weight: int, subject: str = "{{ family_name }}様、秋のセール") -> dict:
@@ -66,8 +56,8 @@ def errors_by_attr(response) -> dict[str, str]:
 # --- Create, read, change, delete -------------------------------------------------------------
 
 
-def test_a_marketer_plans_a_campaign_with_two_variants_and_reads_it_back(api, marketer):
-    client = api(marketer)
+def test_a_marketer_plans_a_campaign_with_two_variants_and_reads_it_back(marketer):
+    client = api_as(marketer)
     response = client.post(URL, plan(), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -84,8 +74,8 @@ def test_a_marketer_plans_a_campaign_with_two_variants_and_reads_it_back(api, ma
     assert [c["id"] for c in client.get(URL).json()["results"]] == [campaign.pk]
 
 
-def test_changing_the_variants_keeps_those_matched_by_label(api, marketer):
-    client = api(marketer)
+def test_changing_the_variants_keeps_those_matched_by_label(marketer):
+    client = api_as(marketer)
     created = client.post(URL, plan(), format="json").json()
     kept = Variant.objects.get(campaign_id=created["id"], label="A").pk
     response = client.patch(
@@ -102,8 +92,8 @@ def test_changing_the_variants_keeps_those_matched_by_label(api, marketer):
     assert Campaign.objects.get(pk=created["id"]).coupon_code == "AUTUMN10"
 
 
-def test_a_draft_is_deleted_but_a_started_campaign_is_not(api, marketer):
-    client = api(marketer)
+def test_a_draft_is_deleted_but_a_started_campaign_is_not(marketer):
+    client = api_as(marketer)
     draft = client.post(URL, plan(), format="json").json()
     assert client.delete(f"{URL}{draft['id']}/").status_code == 204
     assert not Campaign.objects.filter(pk=draft["id"]).exists()
@@ -117,12 +107,12 @@ def test_a_draft_is_deleted_but_a_started_campaign_is_not(api, marketer):
     assert Campaign.objects.filter(pk=scheduled.pk).exists()
 
 
-def test_a_campaign_that_has_started_cannot_change(api, marketer):
+def test_a_campaign_that_has_started_cannot_change(marketer):
     subscriber()
     campaign = CampaignFactory()
     VariantFactory(campaign=campaign)
     freeze_audience(campaign=campaign)
-    response = api(marketer).patch(f"{URL}{campaign.pk}/", {"name": "変更"}, format="json", **EN)
+    response = api_as(marketer).patch(f"{URL}{campaign.pk}/", {"name": "変更"}, format="json", **EN)
     assert response.status_code == 409
     error = response.json()["errors"][0]
     assert error["code"] == "not_editable"
@@ -148,8 +138,8 @@ def test_a_campaign_that_has_started_cannot_change(api, marketer):
         ({"name": "  "}, "name"),
     ],
 )
-def test_invalid_plans_are_a_400_at_their_place_and_nothing_is_saved(api, marketer, changes, attr):
-    response = api(marketer).post(URL, plan(**changes), format="json", **EN)
+def test_invalid_plans_are_a_400_at_their_place_and_nothing_is_saved(marketer, changes, attr):
+    response = api_as(marketer).post(URL, plan(**changes), format="json", **EN)
     assert response.status_code == 400, response.json()
     assert response.json()["type"] == "validation_error"
     attrs = errors_by_attr(response)
@@ -158,15 +148,15 @@ def test_invalid_plans_are_a_400_at_their_place_and_nothing_is_saved(api, market
     assert not Campaign.objects.exists()
 
 
-def test_weights_that_do_not_add_up_say_so(api, marketer):
-    response = api(marketer).post(
+def test_weights_that_do_not_add_up_say_so(marketer):
+    response = api_as(marketer).post(
         URL, plan(variants=[variant("A", 60), variant("B", 30)]), format="json", **EN
     )
     assert errors_by_attr(response) == {"variants": "The variants' weights must add up to 100."}
 
 
-def test_a_patch_with_an_incomplete_variant_is_refused(api, marketer):
-    client = api(marketer)
+def test_a_patch_with_an_incomplete_variant_is_refused(marketer):
+    client = api_as(marketer)
     created = client.post(URL, plan(), format="json").json()
     response = client.patch(
         f"{URL}{created['id']}/", {"variants": [{"label": "A", "weight": 100}]}, format="json"
@@ -178,14 +168,14 @@ def test_a_patch_with_an_incomplete_variant_is_refused(api, marketer):
     assert Variant.objects.filter(campaign_id=created["id"]).count() == 2
 
 
-def test_an_unknown_segment_is_a_404(api, marketer):
-    response = api(marketer).post(URL, plan(segment=999999), format="json")
+def test_an_unknown_segment_is_a_404(marketer):
+    response = api_as(marketer).post(URL, plan(segment=999999), format="json")
     assert response.status_code == 404
     assert errors_by_attr(response).keys() == {"segment"}
 
 
-def test_a_goal_rate_is_rounded_to_what_is_stored(api, marketer):
-    response = api(marketer).post(URL, plan(goal_open_rate=0.1 + 0.2), format="json")
+def test_a_goal_rate_is_rounded_to_what_is_stored(marketer):
+    response = api_as(marketer).post(URL, plan(goal_open_rate=0.1 + 0.2), format="json")
     assert response.status_code == 201
     assert response.json()["goal_open_rate"] == 0.3
 
@@ -193,10 +183,10 @@ def test_a_goal_rate_is_rounded_to_what_is_stored(api, marketer):
 # --- Actions ----------------------------------------------------------------------------------
 
 
-def test_schedule_reads_a_time_without_offset_in_the_users_time_zone(api, marketer):
+def test_schedule_reads_a_time_without_offset_in_the_users_time_zone(marketer):
     marketer.profile.time_zone = "America/New_York"
     marketer.profile.save(update_fields=["time_zone"])
-    client = api(marketer)
+    client = api_as(marketer)
     created = client.post(URL, plan(), format="json").json()
     response = client.post(
         f"{URL}{created['id']}/schedule/", {"at": "2099-05-03T09:00"}, format="json"
@@ -207,8 +197,8 @@ def test_schedule_reads_a_time_without_offset_in_the_users_time_zone(api, market
     assert Campaign.objects.get(pk=created["id"]).scheduled_at == expected
 
 
-def test_schedule_without_a_profile_uses_tokyo_and_an_offset_is_kept(api, marketer):
-    client = api(marketer)
+def test_schedule_without_a_profile_uses_tokyo_and_an_offset_is_kept(marketer):
+    client = api_as(marketer)
     created = client.post(URL, plan(), format="json").json()
     client.post(f"{URL}{created['id']}/schedule/", {"at": "2099-05-03T09:00"}, format="json")
     campaign = Campaign.objects.get(pk=created["id"])
@@ -221,8 +211,8 @@ def test_schedule_without_a_profile_uses_tokyo_and_an_offset_is_kept(api, market
     assert campaign.scheduled_at == datetime(2099, 5, 4, 7, 0, tzinfo=ZoneInfo("UTC"))
 
 
-def test_send_now_pause_resume_and_cancel_change_the_status(api, marketer):
-    client = api(marketer)
+def test_send_now_pause_resume_and_cancel_change_the_status(marketer):
+    client = api_as(marketer)
     created = client.post(URL, plan(), format="json").json()
     path = f"{URL}{created['id']}/"
     before = timezone.now()
@@ -247,18 +237,18 @@ def test_send_now_pause_resume_and_cancel_change_the_status(api, marketer):
     )
 
 
-def test_a_campaign_without_sendable_content_cannot_be_scheduled(api, marketer):
+def test_a_campaign_without_sendable_content_cannot_be_scheduled(marketer):
     campaign = CampaignFactory()  # no variant: the pages can save one like this
-    response = api(marketer).post(f"{URL}{campaign.pk}/send-now/", **EN)
+    response = api_as(marketer).post(f"{URL}{campaign.pk}/send-now/", **EN)
     assert response.status_code == 409
     assert "variant" in response.json()["errors"][0]["detail"]
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT
 
 
-def test_schedule_needs_a_date_time(api, marketer):
-    created = api(marketer).post(URL, plan(), format="json").json()
-    response = api(marketer).post(
+def test_schedule_needs_a_date_time(marketer):
+    created = api_as(marketer).post(URL, plan(), format="json").json()
+    response = api_as(marketer).post(
         f"{URL}{created['id']}/schedule/", {"at": "tomorrow"}, format="json"
     )
     assert response.status_code == 400
@@ -268,7 +258,7 @@ def test_schedule_needs_a_date_time(api, marketer):
 # --- Stats and preview ------------------------------------------------------------------------
 
 
-def test_stats_equal_the_messages_counted_by_status(api, sales):
+def test_stats_equal_the_messages_counted_by_status(sales):
     for n in range(30):
         subscriber(email=f"aki{n}@example.jp")
     campaign = CampaignFactory(holdout_percent=20, goal_open_rate="0.4000")
@@ -298,7 +288,7 @@ def test_stats_equal_the_messages_counted_by_status(api, sales):
     delivered = [m for m in messages if m.status == MessageStatus.SENT]
     opened = [m for m in delivered if m.first_opened_at]
 
-    stats = api(sales).get(f"{URL}{campaign.pk}/stats/").json()
+    stats = api_as(sales).get(f"{URL}{campaign.pk}/stats/").json()
     progress = stats["progress"]
     assert stats["status"] == "sending"
     assert progress["audience"] == len(messages) == 30
@@ -325,12 +315,12 @@ def test_stats_equal_the_messages_counted_by_status(api, sales):
     assert stats["results"]["holdout"]["members"] == holdout
 
 
-def test_preview_renders_a_variant_for_a_customer(api, sales):
+def test_preview_renders_a_variant_for_a_customer(sales):
     customer = subscriber(family_name="山田", given_name="花子")
     campaign = CampaignFactory()
     VariantFactory(campaign=campaign, label="A")
     b = VariantFactory(campaign=campaign, label="B", subject="{{ given_name }}さんへ")
-    client = api(sales)
+    client = api_as(sales)
     first = client.get(f"{URL}{campaign.pk}/preview/", {"customer": customer.pk}).json()
     assert first["subject"] == "山田様、秋のセールのお知らせ"
     assert first["to"] == [customer.email]
@@ -351,10 +341,10 @@ def test_preview_renders_a_variant_for_a_customer(api, sales):
 # --- Who may do what --------------------------------------------------------------------------
 
 
-def test_sales_read_campaigns_but_every_write_is_refused(api, sales):
+def test_sales_read_campaigns_but_every_write_is_refused(sales):
     campaign = CampaignFactory()
     VariantFactory(campaign=campaign)
-    client = api(sales)
+    client = api_as(sales)
     path = f"{URL}{campaign.pk}/"
     assert client.get(URL).status_code == 200
     assert client.get(path).status_code == 200
@@ -374,7 +364,7 @@ def test_anonymous_requests_are_refused(client):
     assert client.post(URL, {}, content_type="application/json").status_code == 401
 
 
-def test_automations_are_not_listed_as_campaigns(api, marketer):
+def test_automations_are_not_listed_as_campaigns(marketer):
     campaign = CampaignFactory()
     CampaignFactory(kind="automation", segment=None)
-    assert [c["id"] for c in api(marketer).get(URL).json()["results"]] == [campaign.pk]
+    assert [c["id"] for c in api_as(marketer).get(URL).json()["results"]] == [campaign.pk]

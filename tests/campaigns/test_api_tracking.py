@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from campaigns.models import (
     EventKind,
@@ -20,19 +19,10 @@ from campaigns.models import (
     Variant,
 )
 from campaigns.suppression import email_hash, suppress
+from tests.campaigns.api_clients import api_as
 from tests.campaigns.tracking_factories import make_campaign, make_message
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api():
-    def make(user) -> APIClient:
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
@@ -68,8 +58,8 @@ def ids(response) -> list[int]:
 # --- Messages ---------------------------------------------------------------------------------
 
 
-def test_messages_are_filtered_by_campaign_status_variant_holdout_and_customer(api, sales, sent):
-    client = api(sales)
+def test_messages_are_filtered_by_campaign_status_variant_holdout_and_customer(sales, sent):
+    client = api_as(sales)
     campaign, messages = sent["campaign"], sent["messages"]
     everything = [*messages, sent["other"]]
     url = "/api/v1/messages/"
@@ -87,10 +77,10 @@ def test_messages_are_filtered_by_campaign_status_variant_holdout_and_customer(a
 
 
 def test_a_message_shows_its_address_and_error_to_those_who_may_view_customers(
-    api, sales, make_user, sent
+    sales, make_user, sent
 ):
     failed = sent["messages"][2]
-    row = api(sales).get(f"/api/v1/messages/{failed.pk}/").json()
+    row = api_as(sales).get(f"/api/v1/messages/{failed.pk}/").json()
     assert row["email"] == failed.email
     assert failed.email in row["error"]
     assert row["status"] == "failed"
@@ -101,14 +91,14 @@ def test_a_message_shows_its_address_and_error_to_those_who_may_view_customers(
     reader.user_permissions.add(
         Permission.objects.get(codename="view_message", content_type__app_label="campaigns")
     )
-    row = api(reader).get(f"/api/v1/messages/{failed.pk}/").json()
+    row = api_as(reader).get(f"/api/v1/messages/{failed.pk}/").json()
     assert row["email"] is None
     assert row["error"] is None
-    assert api(reader).get("/api/v1/customers/").status_code == 403
+    assert api_as(reader).get("/api/v1/customers/").status_code == 403
 
 
-def test_messages_and_events_are_read_only_even_for_admins(api, admin_member, sent):
-    client = api(admin_member)
+def test_messages_and_events_are_read_only_even_for_admins(admin_member, sent):
+    client = api_as(admin_member)
     message = sent["messages"][0]
     assert client.post("/api/v1/messages/", {}, format="json").status_code == 405
     assert client.delete(f"/api/v1/messages/{message.pk}/").status_code == 405
@@ -118,7 +108,7 @@ def test_messages_and_events_are_read_only_even_for_admins(api, admin_member, se
 # --- Events -----------------------------------------------------------------------------------
 
 
-def test_events_are_filtered_by_campaign_message_kind_machine_and_time(api, marketer, sent):
+def test_events_are_filtered_by_campaign_message_kind_machine_and_time(marketer, sent):
     first, second = sent["messages"][:2]
     link = sent["campaign"].links.get(url="https://shop.example.jp/sale")
     now = timezone.now()
@@ -136,7 +126,7 @@ def test_events_are_filtered_by_campaign_message_kind_machine_and_time(api, mark
         message=second, kind=EventKind.CLICK, link=link, occurred_at=now - timedelta(hours=1)
     )
     elsewhere = TrackingEvent.objects.create(message=sent["other"], kind=EventKind.OPEN)
-    client = api(marketer)
+    client = api_as(marketer)
     url = "/api/v1/events/"
     assert ids(client.get(url)) == [elsewhere.pk, clicked.pk, opened.pk, proxy.pk]
     assert ids(client.get(url, {"campaign": sent["campaign"].pk})) == [
@@ -167,8 +157,8 @@ def test_events_are_filtered_by_campaign_message_kind_machine_and_time(api, mark
 ADDRESS = "Yamada.Hanako@Example.JP"
 
 
-def test_a_marketer_suppresses_an_address_stored_as_its_hash_only(api, marketer):
-    client = api(marketer)
+def test_a_marketer_suppresses_an_address_stored_as_its_hash_only(marketer):
+    client = api_as(marketer)
     response = client.post("/api/v1/suppressions/", {"email": ADDRESS}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -185,17 +175,17 @@ def test_a_marketer_suppresses_an_address_stored_as_its_hash_only(api, marketer)
     assert Suppression.objects.count() == 1
 
 
-def test_an_address_already_suppressed_keeps_its_first_reason(api, marketer):
+def test_an_address_already_suppressed_keeps_its_first_reason(marketer):
     suppress(email=ADDRESS, reason=SuppressionReason.HARD_BOUNCE)
-    response = api(marketer).post("/api/v1/suppressions/", {"email": ADDRESS}, format="json")
+    response = api_as(marketer).post("/api/v1/suppressions/", {"email": ADDRESS}, format="json")
     assert response.status_code == 200
     assert response.json()["reason"] == "hard_bounce"
 
 
-def test_the_suppression_list_is_filtered_by_reason_and_shows_no_address(api, sales):
+def test_the_suppression_list_is_filtered_by_reason_and_shows_no_address(sales):
     bounced = suppress(email="bounce@example.jp", reason=SuppressionReason.HARD_BOUNCE)
     suppress(email="left@example.jp", reason=SuppressionReason.UNSUBSCRIBED)
-    client = api(sales)
+    client = api_as(sales)
     listed = client.get("/api/v1/suppressions/").json()["results"]
     assert len(listed) == 2
     assert "@" not in str(listed)
@@ -203,8 +193,10 @@ def test_the_suppression_list_is_filtered_by_reason_and_shows_no_address(api, sa
     assert ids(client.get("/api/v1/suppressions/", {"reason": "hard_bounce"})) == [bounced.pk]
 
 
-def test_an_invalid_address_is_a_400(api, marketer):
-    response = api(marketer).post("/api/v1/suppressions/", {"email": "no address"}, format="json")
+def test_an_invalid_address_is_a_400(marketer):
+    response = api_as(marketer).post(
+        "/api/v1/suppressions/", {"email": "no address"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["attr"] == "email"
     assert not Suppression.objects.exists()
@@ -214,8 +206,8 @@ def test_an_invalid_address_is_a_400(api, marketer):
     ("role_fixture", "adds", "removes"),
     [("admin_member", True, True), ("marketer", True, False), ("sales", False, False)],
 )
-def test_only_admins_take_an_address_off_the_list(api, request, role_fixture, adds, removes):
-    client = api(request.getfixturevalue(role_fixture))
+def test_only_admins_take_an_address_off_the_list(request, role_fixture, adds, removes):
+    client = api_as(request.getfixturevalue(role_fixture))
     suppression = suppress(email=ADDRESS, reason=SuppressionReason.UNSUBSCRIBED)
     assert client.get(f"/api/v1/suppressions/{suppression.pk}/").status_code == 200
     added = client.post("/api/v1/suppressions/", {"email": "new@example.jp"}, format="json")

@@ -4,9 +4,9 @@ paused, changed only as a draft or paused, and who may do what."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from campaigns.models import Campaign, CampaignStatus, Trigger
+from tests.campaigns.api_clients import api_as
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/automations/"
@@ -19,16 +19,6 @@ VARIANT = {
     "text_body": "{{ full_name }}様\nクーポン: {{ coupon_code }}\n",
     "weight": 100,
 }
-
-
-@pytest.fixture
-def api():
-    def make(user) -> APIClient:
-        client = APIClient()
-        client.force_authenticate(user)
-        return client
-
-    return make
 
 
 def automation(**changes) -> dict:
@@ -46,8 +36,8 @@ def errors_by_attr(response) -> dict[str, str]:
     return {error["attr"]: error["detail"] for error in response.json()["errors"]}
 
 
-def test_a_marketer_creates_a_birthday_automation_without_a_segment(api, marketer):
-    client = api(marketer)
+def test_a_marketer_creates_a_birthday_automation_without_a_segment(marketer):
+    client = api_as(marketer)
     response = client.post(URL, automation(), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -70,8 +60,8 @@ def test_a_marketer_creates_a_birthday_automation_without_a_segment(api, markete
     assert client.get(f"/api/v1/campaigns/{body['id']}/").status_code == 404
 
 
-def test_a_win_back_trigger_takes_a_gap_multiplier_and_others_do_not(api, marketer):
-    client = api(marketer)
+def test_a_win_back_trigger_takes_a_gap_multiplier_and_others_do_not(marketer):
+    client = api_as(marketer)
     win_back = {"kind": "win_back", "days": 90, "gap_multiplier": 2.5}
     response = client.post(URL, automation(trigger=win_back), format="json")
     assert response.status_code == 201, response.json()
@@ -98,23 +88,23 @@ def test_a_win_back_trigger_takes_a_gap_multiplier_and_others_do_not(api, market
         ({"kind": "birthday"}, "trigger.days"),
     ],
 )
-def test_an_invalid_trigger_is_a_400_at_its_place(api, marketer, trigger, attr):
-    response = api(marketer).post(URL, automation(trigger=trigger), format="json")
+def test_an_invalid_trigger_is_a_400_at_its_place(marketer, trigger, attr):
+    response = api_as(marketer).post(URL, automation(trigger=trigger), format="json")
     assert response.status_code == 400
     assert attr in errors_by_attr(response), response.json()
     assert not Campaign.objects.exists()
 
 
-def test_an_automation_needs_its_trigger(api, marketer):
+def test_an_automation_needs_its_trigger(marketer):
     body = automation()
     del body["trigger"]
-    response = api(marketer).post(URL, body, format="json")
+    response = api_as(marketer).post(URL, body, format="json")
     assert response.status_code == 400
     assert "trigger" in errors_by_attr(response)
 
 
-def test_activate_and_pause_and_changes_only_while_not_active(api, marketer):
-    client = api(marketer)
+def test_activate_and_pause_and_changes_only_while_not_active(marketer):
+    client = api_as(marketer)
     created = client.post(URL, automation(), format="json").json()
     path = f"{URL}{created['id']}/"
     activated = client.post(f"{path}activate/")
@@ -139,8 +129,8 @@ def test_activate_and_pause_and_changes_only_while_not_active(api, marketer):
     assert client.post(f"{path}activate/").json()["status"] == "sending"
 
 
-def test_an_automation_with_broken_content_cannot_be_activated(api, marketer):
-    client = api(marketer)
+def test_an_automation_with_broken_content_cannot_be_activated(marketer):
+    client = api_as(marketer)
     created = client.post(URL, automation(), format="json").json()
     # Saved through the pages or the admin with weights that no longer add up.
     Campaign.objects.get(pk=created["id"]).variants.update(weight=50)
@@ -150,9 +140,9 @@ def test_an_automation_with_broken_content_cannot_be_activated(api, marketer):
     assert Campaign.objects.get(pk=created["id"]).status == CampaignStatus.DRAFT
 
 
-def test_sales_read_automations_but_cannot_change_or_run_them(api, marketer, sales):
-    created = api(marketer).post(URL, automation(), format="json").json()
-    client = api(sales)
+def test_sales_read_automations_but_cannot_change_or_run_them(marketer, sales):
+    created = api_as(marketer).post(URL, automation(), format="json").json()
+    client = api_as(sales)
     path = f"{URL}{created['id']}/"
     assert client.get(URL).status_code == 200
     assert client.get(path).status_code == 200
