@@ -225,8 +225,8 @@ class ScheduleForm(forms.Form):
 
 
 class PreviewForm(forms.Form):
-    """Which variant, for whom: a customer id, or an e-mail address (part of one) to search."""
+    """Which variant, for whom: a customer id, or a name or e-mail address to search."""
 
     variant = forms.IntegerField(required=False, widget=forms.HiddenInput)
     customer = forms.IntegerField(required=False, min_value=1, label=_("Customer ID"))
-    q = forms.CharField(required=False, max_length=254, label=_("Search by e-mail"))
+    q = forms.CharField(required=False, max_length=254, label=_("Search by name or e-mail"))

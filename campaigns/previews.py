@@ -20,8 +20,8 @@ CHOICES = 20
 
 
 def preview_candidates(*, campaign: Campaign, search: str = "") -> QuerySet[Customer]:
-    """Customers the campaign may be previewed for, oldest first; ``search``: part of the
-    e-mail address."""
+    """Customers the campaign may be previewed for, oldest first; ``search``: part of a
+    name, kana or e-mail address, as the customer search takes it."""
     recorded = ConsentRecord.objects.filter(customer=OuterRef("pk"), opted_in=True)
     customers = (
         Customer.objects.filter(email_opt_in=True, erased_at__isnull=True)
@@ -31,7 +31,7 @@ def preview_candidates(*, campaign: Campaign, search: str = "") -> QuerySet[Cust
     if campaign.segment_id:
         customers = customers.filter(segment_memberships__segment_id=campaign.segment_id)
     if search:
-        customers = customers.filter(email__icontains=search.strip())
+        customers = customers.search(search)
     return customers.order_by("id")
 
 

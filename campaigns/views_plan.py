@@ -31,7 +31,7 @@ from campaigns.forms import (
 )
 from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.planning import is_editable, save_plan
-from campaigns.previews import preview_candidates, preview_for, send_test_email
+from campaigns.previews import CHOICES, preview_candidates, preview_for, send_test_email
 from campaigns.rendering import VARIABLES, preview
 from crm.access import permission_required
 
@@ -181,7 +181,7 @@ def progress_data(campaign: Campaign) -> dict:
     }
 
 
-def detail_context(request, campaign: Campaign, schedule_form: ScheduleForm | None = None):
+def detail_context(campaign: Campaign, schedule_form: ScheduleForm | None = None):
     if schedule_form is None:
         at = campaign.scheduled_at or timezone.now().replace(second=0, microsecond=0)
         schedule_form = ScheduleForm(initial={"at": timezone.localtime(at)})
@@ -211,7 +211,7 @@ def detail_context(request, campaign: Campaign, schedule_form: ScheduleForm | No
 @permission_required(VIEW)
 def campaign_detail(request, pk: int):
     campaign = campaign_for(pk)
-    return render(request, "campaigns/detail.html", detail_context(request, campaign))
+    return render(request, "campaigns/detail.html", detail_context(campaign))
 
 
 @require_GET
@@ -234,7 +234,7 @@ def campaign_schedule(request, pk: int):
     campaign = campaign_for(pk, CampaignKind.CAMPAIGN)
     form = ScheduleForm(request.POST)
     if not form.is_valid():
-        context = detail_context(request, campaign, schedule_form=form)
+        context = detail_context(campaign, schedule_form=form)
         return render(request, "campaigns/detail.html", context, status=400)
     try:
         sending.schedule_campaign(campaign=campaign, at=form.cleaned_data["at"], by=request.user)
@@ -316,7 +316,7 @@ def campaign_preview(request, pk: int):
     choice = form.cleaned_data if form.is_valid() else {}
     variants, variant = _chosen_variant(campaign, choice.get("variant"))
     search = choice.get("q") or ""
-    found = list(preview_candidates(campaign=campaign, search=search)[:20]) if search else []
+    found = list(preview_candidates(campaign=campaign, search=search)[:CHOICES]) if search else []
     customer_id = choice.get("customer") or (found[0].pk if found else None)
     customer = preview_for(campaign=campaign, customer_id=customer_id)
     email = preview(variant=variant, customer=customer) if variant and customer else None

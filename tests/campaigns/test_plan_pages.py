@@ -279,7 +279,9 @@ def test_possible_duplicates_after_an_interrupted_send_are_reported(signed_in, m
 
 def test_the_preview_renders_a_chosen_variant_for_a_chosen_customer(signed_in, marketer):
     first = subscriber(family_name="山田", given_name="花子", email="hanako@example.jp")
-    second = subscriber(family_name="佐藤", given_name="次郎", email="jiro@example.jp")
+    second = subscriber(
+        family_name="佐藤", given_name="次郎", family_name_kana="サトウ", email="jiro@example.jp"
+    )
     stranger = subscriber(prefecture="27", email="osaka@example.jp")  # not in the segment
     variant_a = VariantFactory(weight=50)
     variant_b = VariantFactory(
@@ -297,6 +299,8 @@ def test_the_preview_renders_a_chosen_variant_for_a_chosen_customer(signed_in, m
     assert "次郎さんへ" in chosen
     found = client.get(f"{base}?variant={variant_a.pk}&q=jiro").content.decode()
     assert "佐藤様、秋のセールのお知らせ" in found
+    by_kana = client.get(f"{base}?variant={variant_a.pk}&q=さとう").content.decode()
+    assert "佐藤様、秋のセールのお知らせ" in by_kana
     outside = client.get(f"{base}?customer={stranger.pk}", HTTP_ACCEPT_LANGUAGE="en")
     assert "is not among those who may receive" in outside.content.decode()
     assert first.pk  # the default above was the oldest member
