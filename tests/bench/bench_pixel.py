@@ -1,8 +1,11 @@
 """Open-pixel benchmark: the production server against a plain Django view, in one run.
 
-Starts gunicorn exactly as docker-compose.yml does (``crm.wsgi:application``, sync workers,
-``--workers $WEB_CONCURRENCY`` = 3, access log on) plus a Celery worker (``--concurrency 2``)
-on loopback against a scratch database, drives it with wrk (one thread, C, epoll: little CPU)
+Starts gunicorn exactly as docker-compose.yml does (``crm.wsgi:application``,
+``--workers $WEB_CONCURRENCY`` = 3, access log on, gunicorn.conf.py read from the repository
+root as the image reads it from /app: gthread workers of 4 threads, answered tracking hits
+kept out of the access log, the baseline's hits logged like any page) plus a Celery worker
+(``--concurrency 2``) on
+loopback against a scratch database, drives it with wrk (one thread, C, epoll: little CPU)
 requesting the pixels of many messages for a fixed time, drains the tracking buffer and counts
 the recorded opens. Then the same for a baseline: Django's full stack with a plain view that
 INSERTs one row per hit (defined here only, never part of the app). Prints requests/s,
@@ -14,8 +17,10 @@ dropped and re-created, so never point it at real data):
 
     flock /tmp/bench.lock env DATABASE_URL=postgres://postgres@127.0.0.1:5432/crm_track_bench \\
         REDIS_URL=redis://127.0.0.1:6379/12 .venv/bin/python tests/bench/bench_pixel.py \\
-        [--seconds 20] [--connections 16] [--workers 3] [--worker-class sync] [--threads 1]
+        [--seconds 20] [--connections 16] [--workers 3] [--worker-class W] [--threads N]
         [--messages 20000]
+
+``--worker-class`` and ``--threads`` override gunicorn.conf.py for both servers alike.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -227,6 +233,23 @@ def _count_events() -> int:
     return TrackingEvent.objects.count()
 
 
+def _overrides(args) -> list[str]:
+    flags = []
+    if args.worker_class:
+        flags += ["--worker-class", args.worker_class]
+    if args.threads:
+        flags += ["--threads", str(args.threads)]
+    return flags
+
+
+def _server_setup(args) -> str:
+    """Worker class and threads as gunicorn will run them (its config file, then the flags)."""
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    worker_class = args.worker_class or config.get("worker_class", "sync")
+    threads = args.threads or config.get("threads", 1)
+    return f"gunicorn {args.workers} {worker_class} workers x {threads} threads"
+
+
 def _run(label: str, app: str, paths: list[str], args, env) -> dict:
     from django.db import connection
 
@@ -251,10 +274,7 @@ def _run(label: str, app: str, paths: list[str], args, env) -> dict:
             f"127.0.0.1:{port}",
             "--workers",
             str(args.workers),
-            "--worker-class",
-            args.worker_class,
-            "--threads",
-            str(args.threads),
+            *_overrides(args),
             "--access-logfile",
             "-",
         ],
@@ -318,8 +338,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--worker-class", default="sync")
-    parser.add_argument("--threads", type=int, default=1, help="per worker, for gthread")
+    parser.add_argument("--worker-class", help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, help="per worker; default: gunicorn.conf.py's")
     parser.add_argument("--messages", type=int, default=20000)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -344,8 +364,7 @@ def main() -> None:
     baseline_paths = [p.replace("/t/o/", "/bench/o/") for p in paths]
 
     setup = (
-        f"gunicorn {args.workers} {args.worker_class} workers x {args.threads} threads, "
-        f"{args.connections} connections, "
+        f"{_server_setup(args)}, {args.connections} connections, "
         f"{args.messages:,} messages, {os.cpu_count()} CPUs"
     )
     print(f"open pixel benchmark ({setup})", flush=True)
