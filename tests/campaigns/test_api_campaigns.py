@@ -16,6 +16,7 @@ from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, V
 from tests.campaigns.api_clients import api_as
 from tests.campaigns.factories import CampaignFactory, VariantFactory, everyone_segment, subscriber
 from tests.customers.factories import PurchaseFactory
+from tests.customers.test_quality import validate_against_schema
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/campaigns/"
@@ -368,3 +369,27 @@ def test_automations_are_not_listed_as_campaigns(marketer):
     campaign = CampaignFactory()
     CampaignFactory(kind="automation", segment=None)
     assert [c["id"] for c in api_as(marketer).get(URL).json()["results"]] == [campaign.pk]
+
+
+def test_the_answers_are_what_the_schema_documents(marketer):
+    customer = subscriber(family_name="山田")
+    client = api_as(marketer)
+    created = client.post(URL, plan(), format="json")
+    validate_against_schema(created, "/api/v1/campaigns/", "post")
+    pk = created.json()["id"]
+    path = "/api/v1/campaigns/{id}/"
+    refused = client.post(URL, plan(variants=[variant("A", 60)]), format="json")
+    validate_against_schema(refused, "/api/v1/campaigns/", "post")
+    assert client.get(f"{URL}{pk}/preview/", {"customer": customer.pk}).status_code == 200
+    bad_query = client.get(f"{URL}{pk}/preview/", {"customer": "x"})
+    assert bad_query.status_code == 400
+    validate_against_schema(bad_query, f"{path}preview/", "get", id=pk)
+    campaign = Campaign.objects.get(pk=pk)
+    freeze_audience(campaign=campaign)
+    Message.objects.filter(campaign=campaign).update(
+        status=MessageStatus.SENT, sent_at=timezone.now()
+    )
+    validate_against_schema(client.get(f"{URL}{pk}/stats/"), f"{path}stats/", "get", id=pk)
+    conflict = client.patch(f"{URL}{pk}/", {"name": "x"}, format="json")
+    assert conflict.status_code == 409
+    validate_against_schema(conflict, path, "patch", id=pk)

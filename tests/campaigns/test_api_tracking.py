@@ -21,6 +21,7 @@ from campaigns.models import (
 from campaigns.suppression import email_hash, suppress
 from tests.campaigns.api_clients import api_as
 from tests.campaigns.tracking_factories import make_campaign, make_message
+from tests.customers.test_quality import validate_against_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -220,3 +221,20 @@ def test_only_admins_take_an_address_off_the_list(request, role_fixture, adds, r
 def test_anonymous_requests_are_refused(client):
     for url in ("/api/v1/messages/", "/api/v1/events/", "/api/v1/suppressions/"):
         assert client.get(url).status_code == 401, url
+
+
+def test_the_answers_are_what_the_schema_documents(admin_member, sent):
+    message = sent["messages"][0]
+    TrackingEvent.objects.create(
+        message=message, kind=EventKind.CLICK, link=message.campaign.links.first()
+    )
+    TrackingEvent.objects.create(
+        message=message, kind=EventKind.OPEN, is_machine=True, machine_reason="proxy"
+    )
+    suppression = suppress(email=ADDRESS, reason=SuppressionReason.HARD_BOUNCE)
+    client = api_as(admin_member)
+    for path in ("/api/v1/messages/", "/api/v1/events/", "/api/v1/suppressions/"):
+        validate_against_schema(client.get(path), path, "get")
+    created = client.post("/api/v1/suppressions/", {"email": "x@example.jp"}, format="json")
+    validate_against_schema(created, "/api/v1/suppressions/", "post")
+    assert client.delete(f"/api/v1/suppressions/{suppression.pk}/").status_code == 204

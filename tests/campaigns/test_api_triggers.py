@@ -7,6 +7,7 @@ import pytest
 
 from campaigns.models import Campaign, CampaignStatus, Trigger
 from tests.campaigns.api_clients import api_as
+from tests.customers.test_quality import validate_against_schema
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/automations/"
@@ -153,3 +154,19 @@ def test_sales_read_automations_but_cannot_change_or_run_them(marketer, sales):
     assert client.post(f"{path}pause/").status_code == 403
     assert client.delete(path).status_code == 403
     assert Campaign.objects.get().status == CampaignStatus.DRAFT
+
+
+def test_the_answers_are_what_the_schema_documents(marketer):
+    client = api_as(marketer)
+    win_back = {"kind": "win_back", "days": 90, "gap_multiplier": 2}
+    created = client.post(URL, automation(trigger=win_back), format="json")
+    validate_against_schema(created, "/api/v1/automations/", "post")
+    pk = created.json()["id"]
+    assert client.post(f"{URL}{pk}/activate/").status_code == 200
+    refused = client.patch(
+        f"{URL}{pk}/",
+        {"trigger": {"kind": "birthday", "days": 1, "gap_multiplier": 3}},
+        format="json",
+    )
+    assert refused.status_code == 400
+    validate_against_schema(refused, "/api/v1/automations/{id}/", "patch", id=pk)
