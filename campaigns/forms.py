@@ -9,8 +9,10 @@ campaigns.rendering.check_content, field by field, so each error shows beside it
 from __future__ import annotations
 
 from decimal import Decimal
+from email.utils import parseaddr
 
 from django import forms
+from django.core.validators import validate_email
 from django.forms import BaseInlineFormSet, inlineformset_factory
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -91,6 +93,22 @@ class CampaignForm(forms.ModelForm):
                 self.initial[name] = None if value is None else plain(value * HUNDRED)
             if self.instance.goal_revenue is not None:
                 self.initial["goal_revenue"] = plain(self.instance.goal_revenue)
+
+    def clean_from_email(self) -> str:
+        # "Shop <news@shop.example.jp>" or a bare address: a bad sender would fail every send.
+        value = self.cleaned_data["from_email"].strip()
+        if value:
+            _name, address = parseaddr(value)
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(
+                    _(
+                        "Enter an address, optionally with a name: "
+                        "株式会社サンプル <news@example.jp>"
+                    )
+                ) from None
+        return value
 
     def clean(self):
         data = super().clean()

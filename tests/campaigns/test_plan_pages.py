@@ -140,6 +140,15 @@ def test_an_ab_test_share_needs_two_variants(signed_in, marketer):
     assert not Campaign.objects.exists()
 
 
+def test_the_sender_is_an_address_with_an_optional_name(signed_in, marketer):
+    client = signed_in(marketer)
+    refused = client.post("/campaigns/new/", plan(from_email="ショップ"), HTTP_ACCEPT_LANGUAGE="en")
+    assert "Enter an address, optionally with a name" in refused.content.decode()
+    assert not Campaign.objects.exists()
+    client.post("/campaigns/new/", plan(from_email="株式会社サンプル <news@example.jp>"))
+    assert Campaign.objects.get().from_email == "株式会社サンプル <news@example.jp>"
+
+
 def test_a_rate_over_100_percent_is_refused(signed_in, marketer):
     response = signed_in(marketer).post("/campaigns/new/", plan(goal_open_rate="120"))
     assert response.status_code == 200
