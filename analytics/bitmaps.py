@@ -68,3 +68,28 @@ def unpack_ints(blob: bytes | memoryview | None, count: int) -> np.ndarray:
     if not blob or not count:
         return np.zeros(0, dtype=np.int64)
     return np.frombuffer(blob, dtype=_WIDTHS[len(blob) // count])
+
+
+def merge_figures(
+    parts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, counts, cents) arrays of several days or months, each with sorted unique ids,
+    merged into one: sorted unique ids with each one's counts and cents summed (exactly, in
+    64-bit integers)."""
+    parts = [p for p in parts if p[0].size]
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    ids = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.add.reduceat(np.concatenate([p[1] for p in parts]).astype(np.int64)[order], starts)
+    cents = np.add.reduceat(np.concatenate([p[2] for p in parts]).astype(np.int64)[order], starts)
+    return ids[starts], counts, cents
+
+
+def figures_of(active, amounts, counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stored row's (ids, counts, cents): its ``active`` bitmap with the aligned arrays."""
+    ids = to_numpy(load(active))
+    return ids, unpack_ints(counts, ids.size), unpack_ints(amounts, ids.size)

@@ -187,13 +187,21 @@ def breakdowns_context(*, start: date, end: date, filters: Filters | None) -> di
     Include line for the dashboard template (``query``: the page's query string):
     ``{% include "analytics/_breakdowns.html" with breakdowns=breakdowns query=query %}``
     """
-    timing = _timing_tables(purchase_timing(start=start, end=end, filters=filters))
-    revenue = {d: revenue_by(d, start=start, end=end, filters=filters) for d in DIMENSIONS}
-    tables = {table.name: table for table in timing}
+    return context_of(
+        timing=purchase_timing(start=start, end=end, filters=filters),
+        revenue={d: revenue_by(d, start=start, end=end, filters=filters) for d in DIMENSIONS},
+        top=top_customers(start=start, end=end, filters=filters),
+    )
+
+
+def context_of(*, timing: list[dict], revenue: dict[str, list[dict]], top: list[dict]) -> dict:
+    """breakdowns_context from the figures (computed apart: the dashboard computes each in
+    its own thread)."""
+    tables = {table.name: table for table in _timing_tables(timing)}
     for dimension, rows in revenue.items():
         table = _revenue_table(dimension, rows)
         tables[table.name] = table
-    tables["top_customers"] = _top_table(top_customers(start=start, end=end, filters=filters))
+    tables["top_customers"] = _top_table(top)
     chart_data = {
         dimension: {
             "labels": [r["label"] for r in rows],

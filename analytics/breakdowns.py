@@ -27,9 +27,12 @@ bitmap of its customers and, aligned with it, each customer's purchase count and
 layout of ``DailyRollup``). Without a filter, purchases and revenue are summed by the database
 over the cells' totals, and distinct customers are unions of whole months' cells plus the
 days outside whole months. With a filter, the same cells' per-customer arrays are masked by the
-filter's customer set: exact for any set of customers (a segment too), at the cost of reading
-the arrays. Cubes per prefecture x source channel would read less for those two filters, but
-not for segments, and would go stale whenever a customer's attributes change.
+filter's customer set, all cells of a breakdown at once (one concatenation, one mask, one
+bincount per figure): exact for any set of customers (a segment too), at the cost of reading
+the arrays. The top customers rank the per-customer figures of analytics.period_spend (whole
+months' arrays), which the deciles and the filtered KPIs share. Cubes per prefecture x
+source channel would read less for those two filters, but not for segments, and would go
+stale whenever a customer's attributes change.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pyroaring import BitMap
 from analytics import bitmaps
 from analytics.kpis import Filters, Period, customer_set, split_period
 from analytics.models import BreakdownCell, BreakdownDimension
+from analytics.period_spend import period_figures
 from analytics.rollups import analytics_timezone, cents_to_decimal, day_start
 from customers.models import Customer, Purchase, PurchaseChannel
 from customers.prefectures import Prefecture
@@ -95,22 +99,7 @@ def label_of(dimension: str, key: str) -> str:
 class _Sums:
     purchases: int = 0
     cents: int = 0
-    customers: BitMap | None = None
-
-
-class _Mask:
-    """Membership of customer ids in a filter's set, for whole arrays at once."""
-
-    def __init__(self, customers: BitMap):
-        self.customers = customers
-        self.lookup = np.zeros((customers.max() + 1) if customers else 1, dtype=bool)
-        self.lookup[bitmaps.to_numpy(customers)] = True
-
-    def of(self, ids: np.ndarray) -> np.ndarray:
-        inside = ids < self.lookup.size
-        mask = np.zeros(ids.size, dtype=bool)
-        mask[inside] = self.lookup[ids[inside]]
-        return mask
+    customers: int = 0  # distinct
 
 
 def _cells(dimension: str, period: Period, *, months: bool = True):
@@ -129,18 +118,55 @@ def _cells(dimension: str, period: Period, *, months: bool = True):
     return BreakdownCell.objects.filter(inside, dimension=dimension).order_by()
 
 
-def _masked(wanted: BitMap, customers, amounts, counts) -> tuple[BitMap, int, int]:
-    """A cell's customers, purchases and cents restricted to the ``wanted`` customers."""
-    cell = bitmaps.load(customers)
-    chosen = cell & wanted
-    if not chosen:
-        return chosen, 0, 0
-    ids = bitmaps.to_numpy(cell)
-    # Positions of the chosen customers in the cell's sorted ids: their counts and spend.
-    at = np.searchsorted(ids, bitmaps.to_numpy(chosen))
-    n = int(bitmaps.unpack_ints(counts, ids.size)[at].sum())
-    cents = int(bitmaps.unpack_ints(amounts, ids.size)[at].sum())
-    return chosen, n, cents
+@dataclass
+class _Masked:
+    """The cells' entries of the wanted customers, all cells at once: per entry the cell's
+    group (a key, or a weekday x hour), the customer id, purchases and cents."""
+
+    groups: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+    cents: np.ndarray
+
+    def sums(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Purchases and cents per group 0..size-1 (float sums of integers are exact below
+        2**53 minor units, and bincount is much faster than np.add.at)."""
+        return (
+            np.rint(np.bincount(self.groups, weights=self.counts, minlength=size)).astype(np.int64),
+            np.rint(np.bincount(self.groups, weights=self.cents, minlength=size)).astype(np.int64),
+        )
+
+    def distinct_customers(self, size: int) -> np.ndarray:
+        """Customers per group, each counted once however many cells they are in."""
+        pairs = np.unique((self.groups.astype(np.int64) << 32) | self.ids)
+        return np.bincount(pairs >> 32, minlength=size)
+
+
+def _masked(wanted: BitMap, rows) -> _Masked:
+    """``rows``: (group, customers, amounts, counts) of cells; their entries of ``wanted``."""
+    lookup = np.zeros((wanted.max() + 1) if wanted else 1, dtype=bool)
+    lookup[bitmaps.to_numpy(wanted)] = True
+    groups, ids, counts, cents = [], [], [], []
+    for group, customers, amounts, n in rows:
+        cell_ids, cell_counts, cell_cents = bitmaps.figures_of(customers, amounts, n)
+        groups.append(group)
+        ids.append(cell_ids)
+        counts.append(cell_counts)
+        cents.append(cell_cents)
+    if not ids:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Masked(empty, empty, empty, empty)
+    all_ids = np.concatenate(ids).astype(np.int64)
+    keep = np.zeros(all_ids.size, dtype=bool)
+    inside = all_ids < lookup.size
+    keep[inside] = lookup[all_ids[inside]]
+    # Arrays of different widths concatenate to the widest.
+    return _Masked(
+        np.repeat(np.array(groups, dtype=np.int64), [a.size for a in ids])[keep],
+        all_ids[keep],
+        np.concatenate(counts)[keep],
+        np.concatenate(cents)[keep],
+    )
 
 
 def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> dict[str, _Sums]:
@@ -156,19 +182,23 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
             entry.cents += int(revenue * 100)
             blobs.setdefault(key, []).append(bitmaps.load(bitmap))
         for key, parts in blobs.items():
-            sums[key].customers = bitmaps.union(parts)
+            sums[key].customers = len(bitmaps.union(parts))
         return sums
-    chosen: dict[str, list[BitMap]] = {}
-    for key, bitmap, amounts, counts in cells.values_list("key", "customers", "amounts", "counts"):
-        who, n, cents = _masked(customers, bitmap, amounts, counts)
-        if not who:
-            continue
-        entry = sums.setdefault(key, _Sums())
-        entry.purchases += n
-        entry.cents += cents
-        chosen.setdefault(key, []).append(who)
-    for key, parts in chosen.items():
-        sums[key].customers = bitmaps.union(parts)
+    keys: dict[str, int] = {}
+    masked = _masked(
+        customers,
+        (
+            (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
+            for key, bitmap, amounts, counts in cells.values_list(
+                "key", "customers", "amounts", "counts"
+            )
+        ),
+    )
+    purchases, cents = masked.sums(len(keys))
+    distinct = masked.distinct_customers(len(keys))
+    for key, group in keys.items():
+        if purchases[group]:
+            sums[key] = _Sums(int(purchases[group]), int(cents[group]), int(distinct[group]))
     return sums
 
 
@@ -193,13 +223,18 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
             cell[0] += n
             cell[1] += int(revenue * 100)
     elif customers:
-        for day, key, bitmap, amounts, counts in cells.values_list(
-            "day", "key", "customers", "amounts", "counts"
-        ):
-            _who, n, cents = _masked(customers, bitmap, amounts, counts)
-            cell = grid[(day.weekday(), int(key))]
-            cell[0] += n
-            cell[1] += cents
+        masked = _masked(
+            customers,
+            (
+                (day.weekday() * HOURS + int(key), bitmap, amounts, counts)
+                for day, key, bitmap, amounts, counts in cells.values_list(
+                    "day", "key", "customers", "amounts", "counts"
+                )
+            ),
+        )
+        purchases, cents = masked.sums(WEEKDAYS * HOURS)
+        for (w, h), cell in grid.items():
+            cell[0], cell[1] = int(purchases[w * HOURS + h]), int(cents[w * HOURS + h])
     return [
         {"weekday": w, "hour": h, "purchases": n, "revenue": cents_to_decimal(cents)}
         for (w, h), (n, cents) in grid.items()
@@ -228,7 +263,7 @@ def revenue_by(
             "key": key,
             "label": label_of(dimension, key),
             "purchases": s.purchases,
-            "customers": len(s.customers),
+            "customers": s.customers,
             "revenue": cents_to_decimal(s.cents),
             "share": _share(s.cents, total),
         }
@@ -236,43 +271,12 @@ def revenue_by(
     ]
 
 
-def _spend_by_customer(period: Period, customers: BitMap | None):
-    """(ids, purchases, cents) of the period's customers, from the sales channel cells (each
-    purchase is in exactly one of them)."""
-    ids, counts, cents = [], [], []
-    mask = _Mask(customers) if customers is not None else None
-    for bitmap, amounts, n in _cells(BreakdownDimension.CHANNEL, period).values_list(
-        "customers", "amounts", "counts"
-    ):
-        cell_ids = bitmaps.to_numpy(bitmaps.load(bitmap))
-        cell_counts = bitmaps.unpack_ints(n, cell_ids.size)
-        cell_cents = bitmaps.unpack_ints(amounts, cell_ids.size)
-        if mask is not None:
-            keep = mask.of(cell_ids)
-            cell_ids, cell_counts, cell_cents = cell_ids[keep], cell_counts[keep], cell_cents[keep]
-        ids.append(cell_ids)
-        counts.append(cell_counts)
-        cents.append(cell_cents)
-    if not ids:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    all_ids = np.concatenate(ids).astype(np.int64)
-    # Float sums of integers are exact below 2**53 minor units (90 trillion yen) per customer,
-    # and bincount is ten times faster than np.add.at.
-    purchases = np.rint(np.bincount(all_ids, weights=np.concatenate(counts))).astype(np.int64)
-    spend = np.rint(np.bincount(all_ids, weights=np.concatenate(cents))).astype(np.int64)
-    present = np.flatnonzero(purchases)
-    return present, purchases[present], spend[present]
-
-
 def top_customers(
     *, start: date, end: date, filters: Filters | None = None, limit: int = TOP_CUSTOMERS
 ) -> list[dict]:
     """The period's ``limit`` customers with the highest revenue (ties: lower id first)."""
-    customers = customer_set(filters)
-    if customers is not None and not customers:
-        return []
-    ids, purchases, spend = _spend_by_customer(Period(start, end), customers)
+    figures = period_figures(period=Period(start, end), filters=filters)
+    ids, purchases, spend = figures.ids, figures.counts, figures.cents
     if not ids.size:
         return []
     total = int(spend.sum())

@@ -19,17 +19,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from django.db import connection
 from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
 from analytics import definitions
-from analytics.breakdown_tables import breakdowns_context
+from analytics.breakdown_tables import context_of
+from analytics.breakdowns import DIMENSIONS, purchase_timing, revenue_by, top_customers
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
-from analytics.deciles import customer_revenue, deciles_of, pareto_of
+from analytics.deciles import deciles_of, pareto_of
 from analytics.definitions import COUNT, MONEY, NUMBER, RATE
 from analytics.kpis import Filters, Period, kpis_with_comparisons, prime_filter
+from analytics.period_spend import spend_ranked
 from analytics.rollups import month_of
 from crm.templatetags.crm_tags import money
 from customers.models import SourceChannel
@@ -239,7 +242,7 @@ def _sign(value: float | None) -> str:
 
 def ranking_section(period: Period, filters: Filters) -> dict:
     """Pareto curve and classes, and deciles: one pass over the period's per-customer revenue."""
-    _ids, spend = customer_revenue(start=period.start, end=period.end, filters=filters or None)
+    spend = spend_ranked(period=period, filters=filters or None)
     pareto, deciles = pareto_of(spend), deciles_of(spend)
     curve = Table(
         "pareto",
@@ -472,18 +475,30 @@ TABLE_SECTIONS = {
 }
 
 
-def breakdowns_section(period: Period, filters: Filters) -> dict:
-    """Purchase timing, revenue by prefecture / channel / category, top customers
-    (analytics.breakdown_tables, shown by its own template part)."""
-    return breakdowns_context(start=period.start, end=period.end, filters=filters or None)
+def _breakdown(compute: Callable) -> Callable[[Period, Filters], object]:
+    def part(period: Period, filters: Filters):
+        return compute(start=period.start, end=period.end, filters=filters or None)
+
+    return part
 
 
+# The breakdowns (purchase timing, revenue by prefecture / channel / category, top
+# customers; analytics.breakdown_tables, shown by its own template part) computed apart, each
+# reading its own cells, then assembled into "breakdowns".
+BREAKDOWN_PARTS = {
+    "timing": _breakdown(purchase_timing),
+    **{
+        f"revenue_{dimension}": _breakdown(partial(revenue_by, dimension))
+        for dimension in DIMENSIONS
+    },
+    "top": _breakdown(top_customers),
+}
 # Every part of the page, timed; the breakdowns keep their own tables and CSV view.
 # The slowest first (the RFM grid aggregates a whole scoring run when it is not cached).
-PARTS = {"rfm": rfm_section, "breakdowns": breakdowns_section, **SECTIONS}
+PARTS = {"rfm": rfm_section, **BREAKDOWN_PARTS, **SECTIONS}
 # Parts run in parallel threads when the page runs outside a transaction: each waits mostly
 # on the database (another process, another core) or in numpy, both without the GIL.
-WORKERS = 3
+WORKERS = 4
 
 
 def _timed(name: str, period: Period, filters: Filters, language: str | None, worker: bool):
@@ -520,6 +535,11 @@ def build_dashboard(*, start: date, end: date, filters: Filters) -> dict:
     for name, (figures, ms) in done.items():
         result[name] = figures
         result["timings"][name] = ms
+    result["breakdowns"] = context_of(
+        timing=result.pop("timing"),
+        revenue={d: result.pop(f"revenue_{d}") for d in DIMENSIONS},
+        top=result.pop("top"),
+    )
     return result
 
 

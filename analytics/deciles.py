@@ -15,9 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from analytics import bitmaps
-from analytics.kpis import Filters, customer_set, money_ratio, ratio
-from analytics.models import DailyRollup
+from analytics.kpis import Filters, Period, money_ratio, ratio
+from analytics.period_spend import period_figures, spend_ranked
 from analytics.rollups import cents_to_decimal
 
 DEFAULT_A = Decimal("0.80")
@@ -29,32 +28,11 @@ def customer_revenue(
     *, start: date, end: date, filters: Filters | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids, cents) of the period's active customers, ordered by revenue descending and ties
-    by id ascending, from the daily rollups' per-customer amounts."""
-    rows = DailyRollup.objects.filter(day__gte=start, day__lte=end, purchases__gt=0).values_list(
-        "active", "amounts"
-    )
-    days = []
-    for active, amounts in rows:
-        ids = bitmaps.to_numpy(bitmaps.load(active))
-        days.append((ids, bitmaps.unpack_ints(amounts, ids.size)))
-    if not days:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    size = max(int(ids[-1]) for ids, _ in days) + 1
-    cents = np.zeros(size, dtype=np.int64)
-    present = np.zeros(size, dtype=bool)
-    for ids, amounts in days:
-        cents[ids] += amounts  # a customer appears once per day: plain indexing adds exactly
-        present[ids] = True
-    customers = customer_set(filters)
-    if customers is not None:
-        allowed = np.zeros(size, dtype=bool)
-        chosen = bitmaps.to_numpy(customers)
-        allowed[chosen[chosen < size]] = True
-        present &= allowed
-    ids = np.nonzero(present)[0]
-    spend = cents[ids]
-    order = np.lexsort((ids, -spend))
-    return ids[order], spend[order]
+    by id ascending, from the rollups' per-customer amounts."""
+    figures = period_figures(period=Period(start, end), filters=filters)
+    # The ids come ascending: a stable sort by spend keeps equal spends in id order.
+    order = np.argsort(-figures.cents, kind="stable")
+    return figures.ids[order], figures.cents[order]
 
 
 def _deciles(n: int) -> np.ndarray:
@@ -64,8 +42,7 @@ def _deciles(n: int) -> np.ndarray:
 def decile_table(*, start: date, end: date, filters: Filters | None = None) -> list[dict]:
     """Deciles 1 (top 10%) to 10: customers, revenue, revenue share, cumulative share, and
     the lowest, highest and average spend in each."""
-    _ids, spend = customer_revenue(start=start, end=end, filters=filters)
-    return deciles_of(spend)
+    return deciles_of(spend_ranked(period=Period(start, end), filters=filters))
 
 
 def deciles_of(spend: np.ndarray) -> list[dict]:
@@ -103,8 +80,7 @@ def pareto_table(
     """Pareto classes A/B/C (customers, revenue and their shares), the share of revenue of the
     top 20% of customers (deciles 1-2), and the curve: cumulative revenue share at each whole
     percent of customers."""
-    _ids, spend = customer_revenue(start=start, end=end, filters=filters)
-    return pareto_of(spend, a=a, b=b)
+    return pareto_of(spend_ranked(period=Period(start, end), filters=filters), a=a, b=b)
 
 
 def pareto_of(spend: np.ndarray, *, a: Decimal = DEFAULT_A, b: Decimal = DEFAULT_B) -> dict:

@@ -33,9 +33,11 @@ from django.db.models.functions import Cast
 from pyroaring import BitMap
 
 from analytics import bitmaps
+from analytics.customer_attributes import Attributes, current_attributes
 from analytics.models import DailyRollup, MonthlyRollup, RollupState
 from analytics.rollups import day_start, month_end, month_of, months_between
 from customers.models import Customer
+from segments.models import SegmentMember
 
 ONE_DAY = timedelta(days=1)
 CENT = Decimal("0.01")
@@ -123,18 +125,42 @@ def customer_set(filters: Filters | None) -> BitMap | None:
     key = _filter_key(filters)
     blob = cache.get(key)
     if blob is None:
-        blob = bitmaps.dump(
-            bitmaps.from_ids(filters.customers().values_list("id", flat=True).order_by())
-        )
+        attributes = current_attributes()
+        if attributes is not None:
+            ids = _matching(attributes, filters)
+        else:
+            ids = filters.customers().values_list("id", flat=True).order_by()
+        blob = bitmaps.dump(bitmaps.from_ids(ids))
         cache.set(key, blob, FILTER_CACHE_SECONDS)
     return bitmaps.load(blob)
 
 
+def _matching(attributes: Attributes, filters: Filters) -> np.ndarray:
+    ids = attributes.matching(prefecture=filters.prefecture, channel=filters.channel)
+    if filters.segment is not None:
+        members = SegmentMember.objects.filter(segment_id=filters.segment).order_by()
+        ids = np.intersect1d(
+            ids,
+            np.fromiter(members.values_list("customer_id", flat=True), dtype=np.int64),
+            assume_unique=True,
+        )
+    return ids
+
+
 def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
     """Cache the filter's customer set and its customer counts at ``ends`` (what
-    customer_set and customer_counts answer) from ONE scan of the matching customers: at a
-    million customers each scan costs a couple of hundred milliseconds."""
+    customer_set and customer_counts answer): from the customer snapshot's arrays, or
+    without a recent snapshot from ONE scan of the matching customers (at a million
+    customers each scan costs a couple of hundred milliseconds)."""
     if not filters:
+        return
+    key = _filter_key(filters)
+    attributes = current_attributes()
+    if attributes is not None:
+        ids = _matching(attributes, filters)
+        cache.set(key, bitmaps.dump(bitmaps.from_ids(ids)), FILTER_CACHE_SECONDS)
+        counts = {end: attributes.on_record(ids, end) for end in ends}
+        cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
         return
     row = (
         filters.customers()
@@ -145,7 +171,6 @@ def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
         )
     )
     ids = np.array(row["ids"].split(",") if row["ids"] else [], dtype=np.int64)
-    key = _filter_key(filters)
     cache.set(key, bitmaps.dump(bitmaps.from_ids(ids)), FILTER_CACHE_SECONDS)
     counts = {end: row[f"c{n}"] for n, end in enumerate(ends)}
     cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
@@ -188,15 +213,12 @@ class RollupReader:
     """Loads the rollup rows a set of periods needs in two or three queries, then answers
     figures for those periods from memory: customer sets from whole months' bitmaps plus the
     days outside whole months. With a customer filter, revenue and purchases come from the
-    days' per-customer amounts (the periods in ``revenue_periods`` only), otherwise from the
-    months' and days' totals."""
+    filtered customers' own figures (analytics.period_spend, which the ranking and the top
+    customers share), otherwise from the months' and days' totals."""
 
-    def __init__(self, *, customers: BitMap | None = None):
-        self.customers = customers
-        self._lookup = None
-        if customers is not None:
-            self._lookup = np.zeros((customers.max() + 1) if customers else 1, dtype=bool)
-            self._lookup[bitmaps.to_numpy(customers)] = True
+    def __init__(self, *, filters: Filters | None = None):
+        self.filters = filters or None
+        self.customers = customer_set(self.filters)
         self.months: dict[date, tuple] = {}
         self.days: dict[date, tuple] = {}
         self.seconds_by_month: dict[date, _Lazy] = {}
@@ -206,7 +228,6 @@ class RollupReader:
         self,
         periods: list[Period],
         *,
-        revenue_periods: list[Period] = (),
         repeat_ends: list[date] = (),
     ) -> None:
         months, days = set(), set()
@@ -214,9 +235,6 @@ class RollupReader:
             m, d = split_period(period)
             months.update(m)
             days.update(d)
-        if self.customers is not None:
-            for period in revenue_periods:
-                days.update(period.start + timedelta(days=n) for n in range(period.days))
         for end in repeat_ends:
             if end != month_end(month_of(end)):
                 days.update(month_of(end) + timedelta(days=n) for n in range(end.day))
@@ -229,17 +247,8 @@ class RollupReader:
                 self.months[month] = (purchases, revenue, _Lazy(active), _Lazy(first))
         if days:
             columns = ["day", "purchases", "revenue", "active", "first_buyers", "second_buyers"]
-            if self.customers is not None:
-                columns += ["amounts", "counts"]
             for row in DailyRollup.objects.filter(day__in=days).values_list(*columns):
-                self.days[row[0]] = (
-                    row[1],
-                    row[2],
-                    _Lazy(row[3]),
-                    _Lazy(row[4]),
-                    _Lazy(row[5]),
-                    *row[6:],
-                )
+                self.days[row[0]] = (row[1], row[2], _Lazy(row[3]), _Lazy(row[4]), _Lazy(row[5]))
         if repeat_ends and not self.seconds_by_month:
             for month, second in MonthlyRollup.objects.values_list("month", "second_buyers"):
                 self.seconds_by_month[month] = _Lazy(second)
@@ -282,18 +291,11 @@ class RollupReader:
             rows = [self.months[m] for m in months if m in self.months]
             rows += [self.days[d] for d in days if d in self.days]
             return sum(r[0] for r in rows), int(sum(r[1] for r in rows) * 100)
-        purchases = cents = 0
-        for n in range(period.days):
-            row = self.days.get(period.start + timedelta(days=n))
-            if row is None or not row[0]:
-                continue
-            ids = bitmaps.to_numpy(row[2].get())
-            inside = ids < self._lookup.size
-            mask = np.zeros(ids.size, dtype=bool)
-            mask[inside] = self._lookup[ids[inside]]
-            purchases += int(bitmaps.unpack_ints(row[6], ids.size)[mask].sum())
-            cents += int(bitmaps.unpack_ints(row[5], ids.size)[mask].sum())
-        return purchases, cents
+        # analytics.period_spend reads through this module: imported here, not at the top.
+        from analytics.period_spend import period_figures
+
+        figures = period_figures(period=period, filters=self.filters)
+        return int(figures.counts.sum()), int(figures.cents.sum())
 
 
 # --- Figures ----------------------------------------------------------------------------------
@@ -321,12 +323,16 @@ def _count_aggregates(ends: list[date]) -> dict:
 
 
 def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int]:
-    """Customers on record at the end of each day in ``ends`` (one query, or none after
-    prime_filter)."""
+    """Customers on record at the end of each day in ``ends`` (one query; none with a filter
+    after prime_filter or with the customer snapshot)."""
     if filters:
         counts = cache.get(_counts_key(_filter_key(filters), ends))
         if counts is not None:
             return counts
+        attributes = current_attributes()
+        if attributes is not None:
+            ids = bitmaps.to_numpy(customer_set(filters)).astype(np.int64)
+            return {end: attributes.on_record(ids, end) for end in ends}
     queryset = filters.customers() if filters else Customer.objects.all()
     counts = queryset.order_by().aggregate(**_count_aggregates(ends))
     return {end: counts[f"c{n}"] for n, end in enumerate(ends)}
@@ -357,13 +363,9 @@ def _figures(reader: RollupReader, period: Period, customers: int) -> dict:
 
 
 def _reader(periods: list[Period], filters: Filters | None) -> RollupReader:
-    reader = RollupReader(customers=customer_set(filters))
+    reader = RollupReader(filters=filters)
     with_previous = {q for p in periods for q in (p, p.previous())}
-    reader.load(
-        sorted(with_previous, key=lambda p: p.start),
-        revenue_periods=periods,
-        repeat_ends=[p.end for p in periods],
-    )
+    reader.load(sorted(with_previous, key=lambda p: p.start), repeat_ends=[p.end for p in periods])
     return reader
 
 

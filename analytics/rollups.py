@@ -183,15 +183,30 @@ def _daily_row(day: date, figures: DayFigures | None, first, second) -> DailyRol
     return row
 
 
+# The DailyRollup columns a month is summed from, in _monthly_row's order.
+MONTH_SOURCE = (
+    "purchases",
+    "revenue",
+    "active",
+    "first_buyers",
+    "second_buyers",
+    "amounts",
+    "counts",
+)
+
+
 def _monthly_row(month: date, days: list[tuple]) -> MonthlyRollup | None:
-    """``days``: (purchases, revenue, active, first_buyers, second_buyers) of the month."""
+    """``days``: the month's daily rows as tuples of MONTH_SOURCE."""
     if not days:
         return None
+    ids, counts, cents = bitmaps.merge_figures(bitmaps.figures_of(d[2], d[5], d[6]) for d in days)
     return MonthlyRollup(
         month=month,
         purchases=sum(d[0] for d in days),
         revenue=sum((d[1] for d in days), Decimal(0)),
-        active=bitmaps.dump(bitmaps.union(bitmaps.load(d[2]) for d in days)),
+        active=bitmaps.dump(bitmaps.from_ids(ids)),
+        amounts=bitmaps.pack_ints(cents),
+        counts=bitmaps.pack_ints(counts),
         first_buyers=bitmaps.dump(bitmaps.union(bitmaps.load(d[3]) for d in days)),
         second_buyers=bitmaps.dump(bitmaps.union(bitmaps.load(d[4]) for d in days)),
     )
@@ -201,7 +216,7 @@ def _write_months(months: Iterable[date]) -> None:
     for month in sorted(set(months)):
         days = list(
             DailyRollup.objects.filter(day__gte=month, day__lte=month_end(month)).values_list(
-                "purchases", "revenue", "active", "first_buyers", "second_buyers"
+                *MONTH_SOURCE
             )
         )
         MonthlyRollup.objects.filter(month=month).delete()
@@ -401,29 +416,19 @@ def _month_cells(month: date, day_cells: Iterable[tuple]) -> list:
     (hours left out); per dimension and key, each customer's counts and spend summed."""
     grouped: dict[tuple[str, str], list] = {}
     for dimension, key, customers, amounts, counts in day_cells:
-        ids = bitmaps.to_numpy(bitmaps.load(customers)).astype(np.int64)
         grouped.setdefault((dimension, key), []).append(
-            (
-                ids,
-                bitmaps.unpack_ints(counts, ids.size).astype(np.int64),
-                bitmaps.unpack_ints(amounts, ids.size).astype(np.int64),
-            )
+            bitmaps.figures_of(customers, amounts, counts)
         )
     cells = []
     for (dimension, key), parts in grouped.items():
-        ids = np.concatenate([p[0] for p in parts])
-        order = np.argsort(ids, kind="stable")
-        ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        counts = np.add.reduceat(np.concatenate([p[1] for p in parts])[order], starts)
-        cents = np.add.reduceat(np.concatenate([p[2] for p in parts])[order], starts)
+        ids, counts, cents = bitmaps.merge_figures(parts)
         cells.append(
             _cell(
                 day=month,
                 is_month=True,
                 dimension=dimension,
                 key=key,
-                ids=ids[starts],
+                ids=ids,
                 counts=counts,
                 cents=cents,
             )
@@ -594,10 +599,7 @@ def rebuild_rollups() -> RollupState:
                 )
             DailyRollup.objects.bulk_create(rows)
             _write_breakdown_month(month, max_id=high)
-            monthly = _monthly_row(
-                month,
-                [(r.purchases, r.revenue, r.active, r.first_buyers, r.second_buyers) for r in rows],
-            )
+            monthly = _monthly_row(month, [[getattr(r, c) for c in MONTH_SOURCE] for r in rows])
             if monthly is not None:
                 monthly.save(force_insert=True)
         _write_histories(first, second)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from analytics.customer_attributes import snapshot_customers
 from analytics.rollups import refresh_rollups, verify_rollups
 
 
@@ -16,10 +17,11 @@ from analytics.rollups import refresh_rollups, verify_rollups
     max_retries=5,
 )
 def refresh_analytics() -> None:
-    """Scheduled every few minutes: new purchases and days marked dirty into the rollups.
-    Safe to run twice at once: the second waits for the first's row lock, then has little
-    left to do."""
+    """Scheduled every few minutes: new purchases and days marked dirty into the rollups, then
+    the customers' attributes the filters read (a new snapshot). Safe to run twice at once:
+    the second waits for the first's row locks, then has little left to do."""
     refresh_rollups()
+    snapshot_customers()
 
 
 @shared_task(

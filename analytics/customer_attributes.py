@@ -1,0 +1,185 @@
+"""The customers' attributes the dashboard filters on, kept as arrays indexed by customer id.
+
+A filter (prefecture, source channel) and "customers on record at the end of a period" are
+answered from a snapshot of every customer's creation and erasure day, prefecture and source
+channel (``analytics.models.CustomerSnapshot``), rebuilt by the refresh task: a scan of a
+million-row customers table costs hundreds of milliseconds, the arrays a few. The snapshot is
+loaded once per process and kept while its row is unchanged (one primary-key lookup checks).
+
+Freshness: customers created since the snapshot are read live (ids above its last one, an
+index range); attribute edits and erasures of older customers show with the next snapshot
+(the refresh runs every few minutes), as the filters' former five-minute cache did. A
+snapshot older than ``STALE_AFTER`` (the refresh task stopped) is not used: the callers fall
+back to querying the customers table.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from django.db import transaction
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from analytics import bitmaps
+from analytics.models import CustomerSnapshot
+from analytics.rollups import analytics_timezone
+from customers.models import Customer
+
+STALE_AFTER = timedelta(minutes=15)
+# Customer rows read per round trip while building.
+CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """Arrays indexed by customer id (no customer: created 0)."""
+
+    created: np.ndarray  # local day ordinal of creation
+    erased: np.ndarray  # local day ordinal of erasure, 0 if not erased
+    prefectures: np.ndarray  # index into values["prefecture"]
+    channels: np.ndarray  # index into values["channel"]
+    values: dict[str, list[str]]
+
+    def matching(self, *, prefecture: str | None, channel: str | None) -> np.ndarray:
+        """Ids of the customers with this prefecture and source channel (None: any)."""
+        keep = self.created > 0
+        for codes, name, wanted in (
+            (self.prefectures, "prefecture", prefecture),
+            (self.channels, "channel", channel),
+        ):
+            if wanted is not None:
+                known = self.values[name]
+                if wanted not in known:
+                    return np.zeros(0, dtype=np.int64)
+                keep &= codes == known.index(wanted)
+        return np.flatnonzero(keep)
+
+    def on_record(self, ids: np.ndarray, end: date) -> int:
+        """How many of ``ids`` were created on or before ``end`` and not erased by then."""
+        ids = ids[ids < self.created.size]
+        created, erased = self.created[ids], self.erased[ids]
+        day = end.toordinal()
+        return int(((created > 0) & (created <= day) & ((erased == 0) | (erased > day))).sum())
+
+
+def _rows(queryset):
+    zone = analytics_timezone()
+    return (
+        queryset.annotate(
+            created_day=TruncDate("created_at", tzinfo=zone),
+            erased_day=TruncDate("erased_at", tzinfo=zone),
+        )
+        .order_by()
+        .values_list("id", "created_day", "erased_day", "prefecture", "channel")
+    )
+
+
+def _arrays(rows, size: int, values: dict[str, list[str]]) -> Attributes:
+    created = np.zeros(size, dtype=np.int32)
+    erased = np.zeros(size, dtype=np.int32)
+    prefectures = np.zeros(size, dtype=np.uint16)
+    channels = np.zeros(size, dtype=np.uint16)
+    codes = {name: {v: n for n, v in enumerate(known)} for name, known in values.items()}
+    for cid, created_day, erased_day, prefecture, channel in rows:
+        created[cid] = created_day.toordinal()
+        erased[cid] = erased_day.toordinal() if erased_day else 0
+        for name, value, target in (
+            ("prefecture", prefecture, prefectures),
+            ("channel", channel, channels),
+        ):
+            code = codes[name].get(value)
+            if code is None:
+                code = codes[name][value] = len(values[name])
+                values[name].append(value)
+            target[cid] = code
+    return Attributes(created, erased, prefectures, channels, values)
+
+
+@transaction.atomic
+def snapshot_customers() -> CustomerSnapshot:
+    """Rebuild the snapshot from the customers table (the refresh task calls it)."""
+    built_at = timezone.now()
+    max_id = Customer.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    values: dict[str, list[str]] = {"prefecture": [""], "channel": [""]}
+    attributes = _arrays(
+        _rows(Customer.objects.filter(id__lte=max_id)).iterator(chunk_size=CHUNK),
+        max_id + 1,
+        values,
+    )
+    # Stored narrow (a page load reads them): creation days as offsets from the first one,
+    # erasures as (id, day) pairs of the few erased customers, codes in bytes when they fit.
+    created = attributes.created
+    base = int(created[created > 0].min()) - 1 if created.any() else 0
+    offsets = np.where(created > 0, created - base, 0)
+    erased_ids = np.flatnonzero(attributes.erased)
+    snapshot, _created = CustomerSnapshot.objects.update_or_create(
+        id=1,
+        defaults={
+            "built_at": built_at,
+            "max_customer_id": max_id,
+            "created": bitmaps.pack_ints(offsets),
+            "erased": np.stack([erased_ids, attributes.erased[erased_ids]])
+            .astype(np.int64)
+            .tobytes(),
+            "prefectures": bitmaps.pack_ints(attributes.prefectures),
+            "channels": bitmaps.pack_ints(attributes.channels),
+            "values": {**values, "base": base},
+        },
+    )
+    return snapshot
+
+
+_lock = threading.Lock()
+_loaded: dict[str, tuple] = {}
+
+
+def _load(stamp: tuple) -> Attributes:
+    with _lock:
+        cached = _loaded.get("snapshot")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        row = CustomerSnapshot.objects.get(id=1)
+        size = row.max_customer_id + 1
+        offsets = bitmaps.unpack_ints(row.created, size).astype(np.int32)
+        created = np.where(offsets > 0, offsets + np.int32(row.values["base"]), 0)
+        erased = np.zeros(size, dtype=np.int32)
+        pairs = np.frombuffer(row.erased, dtype=np.int64).reshape(2, -1)
+        erased[pairs[0]] = pairs[1]
+        attributes = Attributes(
+            created=created.astype(np.int32),
+            erased=erased,
+            prefectures=bitmaps.unpack_ints(row.prefectures, size).astype(np.uint16),
+            channels=bitmaps.unpack_ints(row.channels, size).astype(np.uint16),
+            values={k: v for k, v in row.values.items() if k != "base"},
+        )
+        _loaded["snapshot"] = (stamp, attributes)
+        return attributes
+
+
+def current_attributes() -> Attributes | None:
+    """Every customer's attributes now (None without a recent snapshot)."""
+    stamp = CustomerSnapshot.objects.values_list("built_at", "max_customer_id").first()
+    if stamp is None or timezone.now() - stamp[0] > STALE_AFTER:
+        return None
+    attributes = _load(stamp)
+    newer = list(_rows(Customer.objects.filter(id__gt=stamp[1])))
+    if not newer:
+        return attributes
+    # Customers created since the snapshot: the arrays extended with them (copies: the
+    # loaded snapshot stays as it was for the next caller).
+    size = max(attributes.created.size, max(row[0] for row in newer) + 1)
+    values = {name: list(known) for name, known in attributes.values.items()}
+    extra = _arrays(newer, size, values)
+    # Their ids are all above the snapshot's: the snapshot's arrays fill the start.
+    for old, new in (
+        (attributes.created, extra.created),
+        (attributes.erased, extra.erased),
+        (attributes.prefectures, extra.prefectures),
+        (attributes.channels, extra.channels),
+    ):
+        new[: old.size] = old
+    return extra

@@ -1,0 +1,108 @@
+"""Each customer's purchase count and spend over a period, from the rollups' per-customer
+arrays: the whole months' (MonthlyRollup) and the days' outside them (DailyRollup). A year is
+12 arrays, not 365. The deciles, the Pareto picture and the top customers rank these.
+
+The dashboard's parts run in parallel threads and two of them (the ranking and the top
+customers) need the same period's figures: ``period_figures`` computes them once per
+(period, filter, rollup state) and a second caller waits for the first. The memo lives a few
+seconds (a page's time), and its key holds the rollup state's version and refresh time, so a
+refresh is never answered from figures read before it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics import bitmaps
+from analytics.kpis import Filters, Period, customer_set, split_period
+from analytics.models import DailyRollup, MonthlyRollup, RollupState
+
+MEMO_SECONDS = 10
+COLUMNS = ("active", "amounts", "counts")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The period's active customers (ascending ids) with their purchases and spend (cents)."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+    cents: np.ndarray
+
+
+def _read(period: Period, filters: Filters | None) -> Figures:
+    months, days = split_period(period)
+    rows = list(MonthlyRollup.objects.filter(month__in=months).values_list(*COLUMNS))
+    if days:
+        rows += DailyRollup.objects.filter(
+            day__gte=min(days), day__lte=max(days), day__in=days, purchases__gt=0
+        ).values_list(*COLUMNS)
+    parts = [bitmaps.figures_of(*row) for row in rows]
+    parts = [part for part in parts if part[0].size]
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Figures(empty, empty, empty)
+    size = max(int(ids[-1]) for ids, _n, _c in parts) + 1
+    counts = np.zeros(size, dtype=np.int64)
+    cents = np.zeros(size, dtype=np.int64)
+    for ids, n, c in parts:
+        # Each id appears once per month or day: plain fancy indexing adds exactly.
+        counts[ids] += n
+        cents[ids] += c
+    customers = customer_set(filters)
+    if customers is not None:
+        chosen = bitmaps.to_numpy(customers)
+        allowed = np.zeros(size, dtype=bool)
+        allowed[chosen[chosen < size]] = True
+        counts[~allowed] = 0
+    ids = np.flatnonzero(counts)  # every purchase counts 1, a free one too
+    return Figures(ids, counts[ids], cents[ids])
+
+
+_lock = threading.Lock()
+_memo: dict[tuple, tuple[float, threading.Event, list]] = {}
+
+
+def _state() -> tuple:
+    return tuple(
+        RollupState.objects.filter(id=1).values_list("version", "refreshed_at").first() or ()
+    )
+
+
+def period_figures(*, period: Period, filters: Filters | None = None) -> Figures:
+    """Every customer active in ``period`` (matching ``filters``) with their purchases and
+    spend in it."""
+    key = (period, filters or None, _state())
+    now = time.monotonic()
+    with _lock:
+        for stale in [k for k, (at, _e, _r) in _memo.items() if now - at > MEMO_SECONDS]:
+            del _memo[stale]
+        entry = _memo.get(key)
+        owner = entry is None
+        if owner:
+            entry = _memo[key] = (now, threading.Event(), [])
+    _at, done, result = entry
+    if not owner:
+        done.wait()
+        if result:
+            return result[0]
+        # The first caller failed: compute it here (and let the error, if any, surface).
+        return _read(period, filters)
+    try:
+        result.append(_read(period, filters))
+    finally:
+        if not result:
+            with _lock:
+                _memo.pop(key, None)
+        done.set()
+    return result[0]
+
+
+def spend_ranked(*, period: Period, filters: Filters | None = None) -> np.ndarray:
+    """The period's spends (cents), highest first: all the deciles and the Pareto picture
+    need, since customers with equal spend are interchangeable in them."""
+    return np.sort(period_figures(period=period, filters=filters).cents)[::-1]
