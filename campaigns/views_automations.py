@@ -13,11 +13,11 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from campaigns.automations import activate_automation, pause_automation, trigger_preview_count
-from campaigns.forms import AutomationForm, TriggerForm, variant_formset
+from campaigns.automations import activate_automation, pause_automation
+from campaigns.forms import AutomationForm, TriggerForm
 from campaigns.models import Campaign, CampaignKind, Trigger
 from campaigns.planning import is_editable
-from campaigns.views_plan import ADD, CHANGE, VIEW, campaign_for, plan_context, save_or_error
+from campaigns.views_plan import ADD, CHANGE, VIEW, campaign_for, plan_page
 from crm.access import permission_required
 
 
@@ -32,40 +32,18 @@ def automation_list(request):
     return render(request, "campaigns/automation_list.html", {"automations": automations})
 
 
-def _form_page(request, automation: Campaign, saved_name: str = ""):
+def _automation_page(request, automation: Campaign):
+    """The plan's form with the automation's trigger."""
     data = request.POST if request.method == "POST" else None
     trigger = getattr(automation, "trigger", None) if automation.pk else None
-    form = AutomationForm(data, instance=automation)
-    variants = variant_formset(data, instance=automation)
     trigger_form = TriggerForm(data, instance=trigger or Trigger(), prefix="trigger")
-    if data is not None:
-        saved = save_or_error(request, form=form, variants=variants, trigger_form=trigger_form)
-        if saved:
-            messages.success(request, _("Automation %(name)s was saved.") % {"name": saved.name})
-            return redirect("campaigns:detail", pk=saved.pk)
-    context = plan_context(
-        form=form,
-        variants=variants,
-        campaign=automation if automation.pk else None,
-        trigger_form=trigger_form,
-        saved_name=saved_name,
-        preview_count=_preview_count(trigger_form),
-    )
-    return render(request, "campaigns/form.html", context)
-
-
-def _preview_count(trigger_form: TriggerForm) -> int | None:
-    """How many customers the trigger shown would match today: the saved one, or the one
-    just posted when it is valid (the form came back for another field's error)."""
-    if trigger_form.is_bound:
-        return trigger_preview_count(trigger_form.instance) if trigger_form.is_valid() else None
-    return trigger_preview_count(trigger_form.instance) if trigger_form.instance.pk else None
+    return plan_page(request, automation, form_class=AutomationForm, trigger_form=trigger_form)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @permission_required(VIEW, ADD)
 def automation_create(request):
-    return _form_page(request, Campaign(kind=CampaignKind.AUTOMATION))
+    return _automation_page(request, Campaign(kind=CampaignKind.AUTOMATION))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -75,7 +53,7 @@ def automation_edit(request, pk: int):
     if not is_editable(automation):
         messages.info(request, _("Pause the automation before changing it."))
         return redirect("campaigns:detail", pk=pk)
-    return _form_page(request, automation, saved_name=automation.name)
+    return _automation_page(request, automation)
 
 
 @require_POST

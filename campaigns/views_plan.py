@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from analytics.forms_goals import plain
 from campaigns import sending
+from campaigns.automations import trigger_preview_count
 from campaigns.forms import (
     CampaignForm,
     PreviewForm,
@@ -91,7 +92,7 @@ def plan_context(*, form, variants, campaign: Campaign | None, **extra) -> dict:
     }
 
 
-def save_or_error(request, *, form, variants, trigger_form=None) -> Campaign | None:
+def _save_or_error(request, *, form, variants, trigger_form=None) -> Campaign | None:
     """Save a valid plan; None (with the reason in the form) if it cannot be saved."""
     forms_valid = form.is_valid() & variants.is_valid()
     if trigger_form is not None:
@@ -110,21 +111,41 @@ def save_or_error(request, *, form, variants, trigger_form=None) -> Campaign | N
 # --- Create and edit --------------------------------------------------------------------------
 
 
+def plan_page(request, campaign: Campaign, *, form_class=CampaignForm, trigger_form=None):
+    """The form of a plan, new (``campaign`` unsaved) or edited; an automation's comes with
+    its bound ``trigger_form``. Saved: on to its page."""
+    data = request.POST if request.method == "POST" else None
+    saved_name = campaign.name
+    form = form_class(data, instance=campaign)
+    variants = variant_formset(data, instance=campaign)
+    if data is not None:
+        saved = _save_or_error(request, form=form, variants=variants, trigger_form=trigger_form)
+        if saved:
+            messages.success(request, _("%(name)s was saved.") % {"name": saved.name})
+            return redirect("campaigns:detail", pk=saved.pk)
+    context = plan_context(
+        form=form,
+        variants=variants,
+        campaign=campaign if campaign.pk else None,
+        saved_name=saved_name,
+        trigger_form=trigger_form,
+        preview_count=_preview_count(trigger_form) if trigger_form else None,
+    )
+    return render(request, "campaigns/form.html", context)
+
+
+def _preview_count(trigger_form) -> int | None:
+    """How many customers the trigger shown would match today: the saved one, or the one
+    just posted when it is valid (the form came back for another field's error)."""
+    if trigger_form.is_bound:
+        return trigger_preview_count(trigger_form.instance) if trigger_form.is_valid() else None
+    return trigger_preview_count(trigger_form.instance) if trigger_form.instance.pk else None
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 @permission_required(VIEW, ADD)
 def campaign_create(request):
-    campaign = Campaign(kind=CampaignKind.CAMPAIGN)
-    data = request.POST if request.method == "POST" else None
-    form = CampaignForm(data, instance=campaign)
-    variants = variant_formset(data, instance=campaign)
-    if data is not None:
-        saved = save_or_error(request, form=form, variants=variants)
-        if saved:
-            messages.success(request, _("Campaign %(name)s was saved.") % {"name": saved.name})
-            return redirect("campaigns:detail", pk=saved.pk)
-    return render(
-        request, "campaigns/form.html", plan_context(form=form, variants=variants, campaign=None)
-    )
+    return plan_page(request, Campaign(kind=CampaignKind.CAMPAIGN))
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -136,17 +157,7 @@ def campaign_edit(request, pk: int):
     if not is_editable(campaign):
         messages.info(request, _("A campaign under way or finished can no longer be changed."))
         return redirect("campaigns:detail", pk=pk)
-    saved_name = campaign.name
-    data = request.POST if request.method == "POST" else None
-    form = CampaignForm(data, instance=campaign)
-    variants = variant_formset(data, instance=campaign)
-    if data is not None:
-        saved = save_or_error(request, form=form, variants=variants)
-        if saved:
-            messages.success(request, _("Campaign %(name)s was saved.") % {"name": saved.name})
-            return redirect("campaigns:detail", pk=saved.pk)
-    context = plan_context(form=form, variants=variants, campaign=campaign, saved_name=saved_name)
-    return render(request, "campaigns/form.html", context)
+    return plan_page(request, campaign)
 
 
 # --- The campaign's page and its progress ------------------------------------------------------
