@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from itertools import groupby
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -153,36 +154,93 @@ def evaluate_trigger(
         variants=list(campaign.variants.order_by("label")),
     )
     queued_at = timezone.now()
+    rows = [
+        _Row(
+            customer_id=match.customer_id,
+            variant_id=assigned.variant_id,
+            email=match.email,
+            period=match.period,
+            is_holdout=assigned.is_holdout,
+            status=MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED,
+        )
+        for match, assigned in zip(found, draws, strict=True)
+    ]
+    insert = _insert_postgresql if connection.vendor == "postgresql" else _insert
+    added = insert(campaign=campaign, rows=rows, queued_at=queued_at) if rows else _Added(0, 0)
+    Trigger.objects.filter(pk=trigger.pk).update(
+        last_run_at=now or queued_at, last_run_matched=added.all
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(
+        audience_size=F("audience_size") + added.all, updated_at=queued_at
+    )
+    trigger.refresh_from_db(fields=["last_run_at", "last_run_matched"])
+    if added.queued:
+        kick_sending(campaign_id=campaign.pk)
+    return added.all
+
+
+class _Row(NamedTuple):
+    customer_id: int
+    variant_id: int | None
+    email: str
+    period: str
+    is_holdout: bool
+    status: str
+
+
+class _Added(NamedTuple):
+    all: int
+    queued: int
+
+
+def _insert(*, campaign: Campaign, rows: list[_Row], queued_at: datetime) -> _Added:
+    """Insert the messages, skipping those whose (campaign, customer, period) exists."""
     Message.objects.bulk_create(
-        [
-            Message(
-                campaign=campaign,
-                customer_id=match.customer_id,
-                email=match.email,
-                period=match.period,
-                variant_id=assigned.variant_id,
-                is_holdout=assigned.is_holdout,
-                status=MessageStatus.SKIPPED if assigned.is_holdout else MessageStatus.QUEUED,
-                queued_at=queued_at,
-            )
-            for match, assigned in zip(found, draws, strict=True)
-        ],
+        [Message(campaign=campaign, queued_at=queued_at, **row._asdict()) for row in rows],
         batch_size=2_000,
         ignore_conflicts=True,
     )
     added = Message.objects.filter(campaign=campaign, queued_at=queued_at).aggregate(
         all=Count("id"), queued=Count("id", filter=Q(status=MessageStatus.QUEUED))
     )
-    Trigger.objects.filter(pk=trigger.pk).update(
-        last_run_at=now or queued_at, last_run_matched=added["all"]
+    return _Added(added["all"], added["queued"])
+
+
+_INSERT_SQL = """
+WITH added AS (
+    INSERT INTO {message} ({columns})
+    SELECT %s, customer_id, variant_id, email, period, is_holdout, status, '', 0, %s, '', false
+    FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::text[])
+        AS new (customer_id, variant_id, email, period, is_holdout, status)
+    ON CONFLICT (campaign_id, customer_id, period) DO NOTHING
+    RETURNING status
+)
+SELECT count(*), count(*) FILTER (WHERE status = %s) FROM added
+"""
+_INSERT_COLUMNS = (
+    "campaign_id, customer_id, variant_id, email, period, is_holdout, status, error, "
+    "attempts, queued_at, smtp_message_id, opened_by_machine"
+)
+
+
+def _insert_postgresql(*, campaign: Campaign, rows: list[_Row], queued_at: datetime) -> _Added:
+    """PostgreSQL fast path: every row in one statement (arrays unnested), counted as they
+    go in; a win-back's first day adds hundreds of thousands, which bulk_create's batches
+    take ten times longer to write."""
+    sql = _INSERT_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table), columns=_INSERT_COLUMNS
     )
-    Campaign.objects.filter(pk=campaign.pk).update(
-        audience_size=F("audience_size") + added["all"], updated_at=queued_at
-    )
-    trigger.refresh_from_db(fields=["last_run_at", "last_run_matched"])
-    if added["queued"]:
-        kick_sending(campaign_id=campaign.pk)
-    return added["all"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                campaign.pk,
+                queued_at,
+                *(list(column) for column in zip(*rows, strict=True)),
+                MessageStatus.QUEUED,
+            ],
+        )
+        return _Added(*cursor.fetchone())
 
 
 def _not_run_since(start: datetime) -> Q:
