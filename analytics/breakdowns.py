@@ -127,6 +127,7 @@ class _Masked:
     ids: np.ndarray
     counts: np.ndarray
     cents: np.ndarray
+    id_limit: int  # every id is below it
 
     def sums(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Purchases and cents per group 0..size-1 (float sums of integers are exact below
@@ -137,14 +138,27 @@ class _Masked:
         )
 
     def distinct_customers(self, size: int) -> np.ndarray:
-        """Customers per group, each counted once however many cells they are in."""
-        pairs = np.unique((self.groups.astype(np.int64) << 32) | self.ids)
-        return np.bincount(pairs >> 32, minlength=size)
+        """Customers per group, each counted once however many cells they are in: marked in
+        one array of flags per group (sorting or hashing millions of entries is far slower)."""
+        order = np.argsort(self.groups, kind="stable")
+        bounds = np.searchsorted(self.groups[order], np.arange(size + 1))
+        ids = self.ids[order]
+        seen = np.zeros(self.id_limit, dtype=bool)
+        distinct = np.zeros(size, dtype=np.int64)
+        for group in range(size):
+            chosen = ids[bounds[group] : bounds[group + 1]]
+            if chosen.size:
+                seen[:] = False
+                seen[chosen] = True
+                distinct[group] = np.count_nonzero(seen)
+        return distinct
 
 
 def _masked(wanted: BitMap, rows) -> _Masked:
     """``rows``: (group, customers, amounts, counts) of cells; their entries of ``wanted``."""
-    lookup = np.zeros((wanted.max() + 1) if wanted else 1, dtype=bool)
+    # One flag per id up to the largest wanted one, and a last False that every larger id
+    # is clipped onto.
+    lookup = np.zeros((wanted.max() + 2) if wanted else 1, dtype=bool)
     lookup[bitmaps.to_numpy(wanted)] = True
     groups, ids, counts, cents = [], [], [], []
     for group, customers, amounts, n in rows:
@@ -155,17 +169,16 @@ def _masked(wanted: BitMap, rows) -> _Masked:
         cents.append(cell_cents)
     if not ids:
         empty = np.zeros(0, dtype=np.int64)
-        return _Masked(empty, empty, empty, empty)
-    all_ids = np.concatenate(ids).astype(np.int64)
-    keep = np.zeros(all_ids.size, dtype=bool)
-    inside = all_ids < lookup.size
-    keep[inside] = lookup[all_ids[inside]]
+        return _Masked(empty, empty, empty, empty, 1)
+    all_ids = np.concatenate(ids)
+    keep = lookup.take(all_ids, mode="clip")
     # Arrays of different widths concatenate to the widest.
     return _Masked(
         np.repeat(np.array(groups, dtype=np.int64), [a.size for a in ids])[keep],
         all_ids[keep],
         np.concatenate(counts)[keep],
         np.concatenate(cents)[keep],
+        lookup.size,
     )
 
 
