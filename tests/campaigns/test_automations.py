@@ -16,6 +16,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.test import override_settings
+from django.utils import timezone
 
 from campaigns.audience import draw
 from campaigns.automations import (
@@ -37,11 +38,14 @@ from campaigns.models import (
 )
 from campaigns.sending import send_pending
 from campaigns.suppression import suppress
+from campaigns.tasks import run_automations
+from crm.celery import app
 from customers.models import Customer, PurchaseStatus
 from customers.privacy import erase_customer
 from segments.membership import create_segment, refresh_segment
 from segments.models import SegmentKind
 from tests.campaigns.factories import CampaignFactory, VariantFactory, everyone_segment, subscriber
+from tests.conftest import wait_for
 from tests.customers.factories import CustomerFactory, PurchaseFactory
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -458,3 +462,33 @@ def test_an_active_automation_delivers_its_content_through_smtp(smtp_server):
     assert (message.status, message.period) == (MessageStatus.SENT, "2026")
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENDING  # an automation never finishes
+
+
+@pytest.fixture
+def worker_smtp(monkeypatch, smtp_server):
+    """The SMTP server, in the environment the worker process is started with."""
+    monkeypatch.setenv("EMAIL_URL", f"smtp://127.0.0.1:{smtp_server.port}")
+    monkeypatch.setenv("SITE_URL", "https://crm.example.jp")
+    monkeypatch.setenv("CAMPAIGN_SEND_TASKS", "1")
+    app.control.purge()  # tasks other tests left in the broker
+    return smtp_server
+
+
+@pytest.mark.worker
+@pytest.mark.smtp
+def test_beats_task_run_by_a_real_worker_delivers_the_days_birthday_mail(
+    worker_smtp, celery_worker
+):
+    today = timezone.localdate(timezone=TOKYO)
+    customer = subscriber(birthday=(today + timedelta(days=3)).replace(year=1992))
+    campaign = automation(days=3, send_hour=0)
+    activate_automation(campaign=campaign)
+
+    run_automations.delay()
+
+    wait_for(lambda: worker_smtp.messages, timeout=60)
+    assert [m.rcpt_tos for m in worker_smtp.messages] == [[customer.email]]
+    wait_for(lambda: Message.objects.filter(campaign=campaign, status=MessageStatus.SENT).exists())
+    # Beat's next runs that day find the trigger done.
+    assert run_due_triggers() == {}
+    assert Message.objects.filter(campaign=campaign).count() == 1
