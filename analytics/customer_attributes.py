@@ -58,10 +58,14 @@ class Attributes:
                 keep &= codes == known.index(wanted)
         return np.flatnonzero(keep)
 
-    def on_record(self, ids: np.ndarray, end: date) -> int:
-        """How many of ``ids`` were created on or before ``end`` and not erased by then."""
-        ids = ids[ids < self.created.size]
-        created, erased = self.created[ids], self.erased[ids]
+    def on_record(self, ids: np.ndarray | None, end: date) -> int:
+        """How many of ``ids`` (None: of all customers) were created on or before ``end`` and
+        not erased by then."""
+        if ids is None:
+            created, erased = self.created, self.erased
+        else:
+            ids = ids[ids < self.created.size]
+            created, erased = self.created[ids], self.erased[ids]
         day = end.toordinal()
         return int(((created > 0) & (created <= day) & ((erased == 0) | (erased > day))).sum())
 

@@ -84,6 +84,10 @@ def test_a_customer_created_after_the_snapshot_is_in_the_filter(store, shop):
     assert actual["customers"] == on_record(end, members)
     top = top_customers(start=start, end=end, filters=filters)
     assert late.pk in {row["customer_id"] for row in top}
+    # Without a filter too: the snapshot's customers and the one created since.
+    everyone = kpis_with_comparisons(start=start, end=end)
+    assert everyone["customers"] == customers_at(end)
+    assert everyone["last_year"]["customers"] == customers_at(everyone["last_year"]["end"])
 
 
 def test_an_erasure_counts_from_its_day_in_the_snapshot(store):
