@@ -23,7 +23,7 @@ from typing import NamedTuple
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,6 +40,7 @@ from campaigns.models import (
 from campaigns.rendering import store_links
 from campaigns.sending import check_sendable, kick_sending
 from campaigns.triggers import Match, matches
+from customers.normalize import normalize_email
 from segments.aggregation import local_midnight
 
 logger = logging.getLogger(__name__)
@@ -118,11 +119,36 @@ def _reachable(trigger: Trigger, today: date) -> list[Match]:
         reachable += [
             Match(customer_id, email, period_of[customer_id]) for customer_id, email in kept
         ]
-    return reachable
+    if campaign is None or campaign.pk is None:
+        return reachable
+    # One per address across runs too: a shared address whose first customer got the
+    # period's message in an earlier run (a thank-you seen again by the look-back) is done.
+    addressed = _addressed(campaign_id=campaign.pk, found=reachable)
+    return [m for m in reachable if (normalize_email(m.email), m.period) not in addressed]
 
 
 def _by_period(match: Match) -> str:
     return match.period
+
+
+# Addresses per query when looking for earlier messages to them (IN lists stay short).
+_CHUNK = 5_000
+
+
+def _addressed(*, campaign_id: int, found: list[Match]) -> set[tuple[str, str]]:
+    """(normalised address, period) of the automation's messages already written to the
+    addresses of ``found`` for their periods."""
+    addresses = sorted({m.email.lower() for m in found})
+    periods = {m.period for m in found}
+    rows = []
+    for start in range(0, len(addresses), _CHUNK):
+        rows += (
+            Message.objects.filter(campaign_id=campaign_id, period__in=periods)
+            .annotate(address=Lower("email"))
+            .filter(address__in=addresses[start : start + _CHUNK])
+            .values_list("email", "period")
+        )
+    return {(normalize_email(email), period) for email, period in rows}
 
 
 def trigger_preview_count(trigger: Trigger, *, today: date | None = None) -> int:

@@ -278,6 +278,24 @@ def test_thank_you_per_purchase_day_with_a_look_back_for_missed_days():
 # --- Who may get one --------------------------------------------------------------------------
 
 
+def test_a_shared_address_gets_one_thank_you_per_day_across_runs():
+    first = subscriber(email="family@example.jp")
+    second = subscriber(email="Family@Example.jp")
+    bought(first, date(2026, 6, 9))
+    bought(second, date(2026, 6, 9))
+    campaign = automation(TriggerKind.THANK_YOU, days=1)
+
+    assert evaluate_trigger(trigger=campaign.trigger, today=date(2026, 6, 10)) == 1
+    # The look-back sees the 9th again the next days: the address has its thank-you.
+    assert evaluate_trigger(trigger=campaign.trigger, today=date(2026, 6, 11)) == 0
+    assert evaluate_trigger(trigger=campaign.trigger, today=date(2026, 6, 12)) == 0
+    assert messages(campaign) == {first.pk: "2026-06-09"}
+    # Another day's purchase by the other customer is another occasion.
+    bought(second, date(2026, 6, 12))
+    assert evaluate_trigger(trigger=campaign.trigger, today=date(2026, 6, 13)) == 1
+    assert (second.pk, "2026-06-12") in periods(campaign)
+
+
 def test_only_eligible_customers_get_an_automated_message(admin_member):
     birthday = date(1990, 5, 17)
     kept = subscriber(birthday=birthday)
