@@ -18,6 +18,12 @@ run it on a scratch copy:
 
 "Today" is the day after the dataset's last purchase day (tests.bench.dataset.END), so the
 thank-you trigger finds the last days' purchases.
+
+Measured (2 cores shared with other work, 10% holdout): birthday 0.3-0.4 s (1,322 matches),
+thank-you 0.1-0.2 s (2,099), win-back's daily run 2.4 s (90 days) and 2.7 s (60 days and twice
+the usual gap) once earlier lapses have their messages. A win-back's first day matches every
+customer who ever lapsed (375,004 here): preview 7.4 s / 10.7 s, evaluation with the inserts
+19 s / 23 s; most of it is checking and hashing that many addresses and writing the rows.
 """
 
 from __future__ import annotations
