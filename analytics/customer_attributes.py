@@ -58,14 +58,10 @@ class Attributes:
                 keep &= codes == known.index(wanted)
         return np.flatnonzero(keep)
 
-    def on_record(self, ids: np.ndarray | None, end: date) -> int:
-        """How many of ``ids`` (None: of all customers) were created on or before ``end`` and
-        not erased by then."""
-        if ids is None:
-            created, erased = self.created, self.erased
-        else:
-            ids = ids[ids < self.created.size]
-            created, erased = self.created[ids], self.erased[ids]
+    def on_record(self, ids: np.ndarray, end: date) -> int:
+        """How many of ``ids`` were created on or before ``end`` and not erased by then."""
+        ids = ids[ids < self.created.size]
+        created, erased = self.created[ids], self.erased[ids]
         day = end.toordinal()
         return int(((created > 0) & (created <= day) & ((erased == 0) | (erased > day))).sum())
 
@@ -115,7 +111,9 @@ def snapshot_customers() -> CustomerSnapshot:
         values,
     )
     # Stored narrow (a page load reads them): creation days as offsets from the first one,
-    # erasures as (id, day) pairs of the few erased customers, codes in bytes when they fit.
+    # erasures as (id, erasure day, creation day) of the few erased customers, codes in bytes
+    # when they fit; and how many customers were created each day, for the count of all
+    # customers on record without reading any per-customer array.
     created = attributes.created
     base = int(created[created > 0].min()) - 1 if created.any() else 0
     offsets = np.where(created > 0, created - base, 0)
@@ -126,12 +124,16 @@ def snapshot_customers() -> CustomerSnapshot:
             "built_at": built_at,
             "max_customer_id": max_id,
             "created": bitmaps.pack_ints(offsets),
-            "erased": np.stack([erased_ids, attributes.erased[erased_ids]])
+            "erased": np.stack([erased_ids, attributes.erased[erased_ids], created[erased_ids]])
             .astype(np.int64)
             .tobytes(),
             "prefectures": bitmaps.pack_ints(attributes.prefectures),
             "channels": bitmaps.pack_ints(attributes.channels),
-            "values": {**values, "base": base},
+            "values": {
+                **values,
+                "base": base,
+                "created_per_day": np.bincount(offsets[offsets > 0]).tolist(),
+            },
         },
     )
     return snapshot
@@ -151,14 +153,14 @@ def _load(stamp: tuple) -> Attributes:
         offsets = bitmaps.unpack_ints(row.created, size).astype(np.int32)
         created = np.where(offsets > 0, offsets + np.int32(row.values["base"]), 0)
         erased = np.zeros(size, dtype=np.int32)
-        pairs = np.frombuffer(row.erased, dtype=np.int64).reshape(2, -1)
-        erased[pairs[0]] = pairs[1]
+        erasures = np.frombuffer(row.erased, dtype=np.int64).reshape(3, -1)
+        erased[erasures[0]] = erasures[1]
         attributes = Attributes(
             created=created.astype(np.int32),
             erased=erased,
             prefectures=bitmaps.unpack_ints(row.prefectures, size).astype(np.uint16),
             channels=bitmaps.unpack_ints(row.channels, size).astype(np.uint16),
-            values={k: v for k, v in row.values.items() if k != "base"},
+            values={k: row.values[k] for k in ("prefecture", "channel")},
         )
         _loaded["snapshot"] = (stamp, attributes)
         return attributes
@@ -187,3 +189,30 @@ def current_attributes() -> Attributes | None:
     ):
         new[: old.size] = old
     return extra
+
+
+def customers_on_record(ends: list[date]) -> dict[date, int] | None:
+    """All customers on record at the end of each day in ``ends``, from the snapshot's
+    creations per day and its few erasures, and the customers created since (None without a
+    recent snapshot)."""
+    found = CustomerSnapshot.objects.values_list(
+        "built_at", "max_customer_id", "values", "erased"
+    ).first()
+    if found is None or timezone.now() - found[0] > STALE_AFTER:
+        return None
+    _built_at, max_id, values, erased = found
+    per_day = np.cumsum(np.array(values["created_per_day"], dtype=np.int64))
+    erasures = np.frombuffer(erased, dtype=np.int64).reshape(3, -1)
+    newer = [
+        (created.toordinal(), erased_day.toordinal() if erased_day else 0)
+        for _id, created, erased_day, _p, _c in _rows(Customer.objects.filter(id__gt=max_id))
+    ]
+    counts = {}
+    for end in ends:
+        day = end.toordinal()
+        offset = min(day - values["base"], per_day.size - 1)
+        created = int(per_day[offset]) if offset >= 0 else 0
+        gone = int(((erasures[2] <= day) & (erasures[1] <= day)).sum())
+        late = sum(1 for c, e in newer if c <= day and not (e and e <= day))
+        counts[end] = created - gone + late
+    return counts

@@ -33,7 +33,7 @@ from django.db.models.functions import Cast
 from pyroaring import BitMap
 
 from analytics import bitmaps
-from analytics.customer_attributes import Attributes, current_attributes
+from analytics.customer_attributes import Attributes, current_attributes, customers_on_record
 from analytics.models import DailyRollup, MonthlyRollup, RollupState
 from analytics.rollups import day_start, month_end, month_of, months_between
 from customers.models import Customer
@@ -335,9 +335,9 @@ def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int
             ids = bitmaps.to_numpy(customer_set(filters)).astype(np.int64)
             return {end: attributes.on_record(ids, end) for end in ends}
     else:
-        attributes = current_attributes()
-        if attributes is not None:
-            return {end: attributes.on_record(None, end) for end in ends}
+        counts = customers_on_record(ends)
+        if counts is not None:
+            return counts
     queryset = filters.customers() if filters else Customer.objects.all()
     counts = queryset.order_by().aggregate(**_count_aggregates(ends))
     return {end: counts[f"c{n}"] for n, end in enumerate(ends)}

@@ -99,6 +99,7 @@ def test_an_erasure_counts_from_its_day_in_the_snapshot(store):
     for end in (date(2026, 5, 9), date(2026, 5, 10)):
         figures = kpis_with_comparisons(start=end, end=end, filters=filters)
         assert figures["customers"] == on_record(end, members)
+        assert kpis_with_comparisons(start=end, end=end)["customers"] == customers_at(end)
     assert (
         kpis_with_comparisons(start=date(2026, 5, 9), end=date(2026, 5, 9), filters=filters)[
             "customers"
