@@ -164,11 +164,9 @@ def _win_backs(
         Match(customer_id, email, timezone.localdate(last_at, zone).isoformat())
         for customer_id, email, last_at in rows
     ]
-    sent = set(
-        Message.objects.filter(
-            campaign_id=campaign_id, customer_id__in=[m.customer_id for m in lapsed]
-        ).values_list("customer_id", "period")
-    )
+    # The portable path serves small databases: the automation's messages are read whole
+    # (an IN list of every lapsed customer could outgrow SQLite's limit on parameters).
+    sent = set(Message.objects.filter(campaign_id=campaign_id).values_list("customer_id", "period"))
     lapsed = [m for m in lapsed if (m.customer_id, m.period) not in sent]
     if multiplier is None:
         return lapsed
