@@ -59,7 +59,9 @@ class Match(NamedTuple):
     period: str
 
 
-def matches(*, trigger: Trigger, today: date, campaign_id: int | None, segment: Segment | None):
+def matches(
+    *, trigger: Trigger, today: date, campaign_id: int | None, segment: Segment | None
+) -> list[Match]:
     """The trigger's matches on ``today`` without a message of ``campaign_id`` for their
     period (``campaign_id`` None: an automation not saved yet, nobody has one)."""
     customers = consenting(_audience(segment, today))
@@ -91,7 +93,7 @@ def _audience(segment: Segment | None, today: date) -> QuerySet[Customer]:
     )
 
 
-def _without_message(campaign_id: int | None, period) -> Exists:
+def _has_message(campaign_id: int | None, period) -> Exists:
     return Exists(
         Message.objects.filter(campaign_id=campaign_id, customer=OuterRef("pk"), period=period)
     )
@@ -104,7 +106,7 @@ def _birthdays(customers: QuerySet[Customer], *, day: date, campaign_id: int | N
     period = str(day.year)
     rows = (
         customers.filter(on_day)
-        .exclude(_without_message(campaign_id, period))
+        .exclude(_has_message(campaign_id, period))
         .order_by("id")
         .values_list("id", "email")
     )
