@@ -8,6 +8,11 @@ becomes a Message of the automation with the trigger's period key, so a customer
 one message per trigger per period however often it runs, and the ordinary sender
 (campaigns.sending) sends it. Paused, nothing is evaluated or sent; it never finishes.
 
+Eligibility is a campaign's (campaigns.audience: consent given and recorded, a valid address,
+not erased, not suppressed, one per address, and per period across runs). The holdout and
+variant are drawn as for a campaign, from (automation, customer): a held-out customer stays
+out in every period, the comparison group of the automation's review.
+
 Machine events never fire automations: our three triggers depend on purchases and birthdays,
 not on opens or clicks. Event-based triggers would hook on the ``human_events_recorded``
 signal of campaigns.tracking, which carries human events only.
