@@ -672,6 +672,44 @@ def goal_results(
 
 # --- The campaign list ----------------------------------------------------------------------
 
+# A summary younger than this is fresh enough for the list while conversions may still come in.
+SUMMARY_MAX_AGE = timedelta(hours=1)
+
+
+def campaigns_needing_summary(*, now: datetime | None = None) -> list[int]:
+    """Campaigns whose list figures may be out of date: they sent something and have no
+    summary yet, or one older than SUMMARY_MAX_AGE computed while conversions could still
+    arrive (before the attribution window closed; automations: always, they keep sending).
+    Beat refreshes them, so the list needs nobody to open a review first."""
+    now = now or timezone.now()
+    candidates = Campaign.objects.filter(
+        Exists(Message.objects.filter(campaign=OuterRef("pk"), status=MessageStatus.SENT))
+    ).only("pk", "kind", "finished_at", "attribution_days", "results_summary")
+    due = []
+    for campaign in candidates:
+        summary = campaign.results_summary or {}
+        if not summary:
+            due.append(campaign.pk)
+            continue
+        computed_at = datetime.fromisoformat(summary["computed_at"])
+        if now - computed_at < SUMMARY_MAX_AGE:
+            continue
+        window_open_until = (
+            campaign.finished_at + timedelta(days=campaign.attribution_days)
+            if campaign.finished_at
+            else None
+        )
+        if window_open_until is None or computed_at <= window_open_until:
+            due.append(campaign.pk)
+    return due
+
+
+def refresh_summary(*, campaign_id: int) -> None:
+    """Recompute one campaign's results (and so its stored summary)."""
+    campaign = Campaign.objects.get(pk=campaign_id)
+    results = compute_results(campaign)
+    _store_summary(campaign, results)
+
 
 def _store_summary(campaign: Campaign, results: CampaignResults) -> None:
     """Keep the conversions for the list, which cannot afford to recompute them."""

@@ -3,7 +3,7 @@ database, so every task is safe to run twice or at once on several workers)."""
 
 from celery import shared_task
 
-from campaigns import automations, sending
+from campaigns import automations, results, sending
 
 
 @shared_task
@@ -31,3 +31,13 @@ def run_automations() -> dict[int, int]:
     """Beat, every few minutes: evaluate the triggers of active automations whose sending
     hour has come and that were not evaluated yet today (each claimed in the database)."""
     return automations.run_due_triggers()
+
+
+@shared_task
+def refresh_results_summaries() -> int:
+    """Beat, hourly: recompute the list's conversions and revenue of campaigns whose figures
+    may have moved (campaigns.results.campaigns_needing_summary)."""
+    due = results.campaigns_needing_summary()
+    for campaign_id in due:
+        results.refresh_summary(campaign_id=campaign_id)
+    return len(due)

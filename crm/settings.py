@@ -319,6 +319,11 @@ CELERY_BEAT_SCHEDULE["campaigns-automations"] = {
     "task": "campaigns.tasks.run_automations",
     "schedule": 300.0,
 }
+# The campaign list's conversions and revenue, while they may still change (campaigns.results).
+CELERY_BEAT_SCHEDULE["campaigns-results"] = {
+    "task": "campaigns.tasks.refresh_results_summaries",
+    "schedule": 3600.0,
+}
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -401,6 +406,9 @@ CELERY_BEAT_SCHEDULE["campaigns-tracking-drain"] = {
 # Soft bounces suppress an address once there are this many within this many days.
 CAMPAIGN_SOFT_BOUNCE_LIMIT = env.int("CAMPAIGN_SOFT_BOUNCE_LIMIT", default=3)
 CAMPAIGN_SOFT_BOUNCE_DAYS = env.int("CAMPAIGN_SOFT_BOUNCE_DAYS", default=30)
+# Automations: how many days back a trigger still sends what a missed beat run would have
+# sent (a birthday, a win-back threshold crossed, a purchase to thank for).
+AUTOMATION_LOOKBACK_DAYS = env.int("AUTOMATION_LOOKBACK_DAYS", default=3)
 # "user:password" the ESP's bounce/complaint webhook must send (HTTP basic auth, django-anymail).
 # Unset: a random value nobody knows, so the webhook accepts nothing until it is configured.
 ANYMAIL_WEBHOOK_SECRET = env.str("ANYMAIL_WEBHOOK_SECRET", default="") or secrets.token_urlsafe(32)
