@@ -153,6 +153,8 @@ class GoalState(StrEnum):
     NOT_MET = "not_met"
     PROVISIONAL = "provisional"
     NO_GOAL = "no_goal"
+    # Nothing delivered yet: a draft, a scheduled campaign, an automation that has not fired.
+    NOT_STARTED = "not_started"
     # The list has no stored conversions for a campaign whose review was never computed.
     UNKNOWN = "unknown"
 
@@ -162,6 +164,7 @@ GOAL_STATE_NAMES = {
     GoalState.NOT_MET: _("Not met"),
     GoalState.PROVISIONAL: _("Provisional"),
     GoalState.NO_GOAL: _("No goal"),
+    GoalState.NOT_STARTED: _("Nothing delivered yet"),
     GoalState.UNKNOWN: _("Not computed yet"),
 }
 
@@ -658,6 +661,8 @@ def goal_results(
         actual = None if metric in unknown else figures.rate(metric)
         if goal is None:
             state = GoalState.NO_GOAL
+        elif not figures.delivered:
+            state, actual = GoalState.NOT_STARTED, None
         elif metric in unknown:
             state = GoalState.UNKNOWN
         elif provisional:

@@ -51,3 +51,16 @@ def test_a_summary_from_before_the_window_closed_is_refreshed_once_after():
         }
     )
     assert refresh_results_summaries() == 0
+
+
+def test_goals_of_a_campaign_that_delivered_nothing_are_not_judged():
+    campaign, _messages = build_campaign(sent_days_ago=3)
+    draft = Campaign.objects.create(
+        name="下書き",
+        segment=campaign.segment,
+        goal_open_rate=campaign.goal_open_rate,
+        goal_click_rate=campaign.goal_click_rate,
+    )
+    entry = goal_attainment_for([draft])[draft.pk]
+    assert {goal.state for goal in entry.goals if goal.goal is not None} == {"not_started"}
+    assert all(goal.actual is None for goal in entry.goals)
