@@ -8,6 +8,12 @@ becomes a Message of the automation with the trigger's period key, so a customer
 one message per trigger per period however often it runs, and the ordinary sender
 (campaigns.sending) sends it. Paused, nothing is evaluated or sent; it never finishes.
 
+Each trigger fires on the day of its occasion (campaigns.triggers) and looks back
+``settings.AUTOMATION_LOOKBACK_DAYS`` days for occasions a missed beat run left without their
+message. A win-back fires when a customer crosses the lapse threshold, not for being past it:
+customers who lapsed before the look-back are not mailed when the automation is activated (a
+campaign to a segment "last purchase >= N days ago" reaches them).
+
 Eligibility is a campaign's (campaigns.audience: consent given and recorded, a valid address,
 not erased, not suppressed, one per address, and per period across runs). The holdout and
 variant are drawn as for a campaign, from (automation, customer): a held-out customer stays
@@ -25,6 +31,7 @@ from datetime import date, datetime
 from itertools import groupby
 from typing import NamedTuple
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Value
@@ -44,9 +51,10 @@ from campaigns.models import (
 )
 from campaigns.rendering import store_links
 from campaigns.sending import check_sendable, kick_sending
-from campaigns.triggers import Match, matches
+from campaigns.triggers import Match, look_back_days, matches
 from customers.normalize import normalize_email
 from segments.aggregation import local_midnight
+from segments.models import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -98,18 +106,20 @@ def _local_today() -> date:
     return timezone.localdate(timezone=timezone.get_default_timezone())
 
 
-def _reachable(trigger: Trigger, today: date) -> list[Match]:
+def _reachable(trigger: Trigger, today: date, *, segment: Segment | None = None) -> list[Match]:
     """The trigger's matches that may get marketing mail (audience.screened: a valid address,
     not suppressed, one per address; per purchase day for thank-yous, whose periods are
-    separate occasions)."""
+    separate occasions). ``segment``: instead of the automation's."""
     campaign = (
         trigger.campaign if Trigger.campaign.is_cached(trigger) or trigger.campaign_id else None
     )
+    if segment is None and campaign is not None:
+        segment = campaign.segment
     found = matches(
         trigger=trigger,
         today=today,
         campaign_id=campaign.pk if campaign else None,
-        segment=campaign.segment if campaign else None,
+        segment=segment,
     )
     if trigger.kind == TriggerKind.THANK_YOU:
         groups = [
@@ -156,11 +166,43 @@ def _addressed(*, campaign_id: int, found: list[Match]) -> set[tuple[str, str]]:
     return {(normalize_email(email), period) for email, period in rows}
 
 
-def trigger_preview_count(trigger: Trigger, *, today: date | None = None) -> int:
-    """How many customers the trigger would send to if evaluated today (holdout included),
-    for the automation's form; writes nothing. The trigger and its automation need not be
-    saved (unsaved: no segment, nobody has a message yet)."""
-    return len(_reachable(trigger, today or _local_today()))
+def trigger_preview_count(
+    trigger: Trigger, *, today: date | None = None, segment: Segment | None = None
+) -> int:
+    """How many customers the trigger would send to if evaluated today (holdout included):
+    what ``evaluate_trigger`` would add; writes nothing. The trigger and its automation need
+    not be saved (unsaved: nobody has a message yet). ``segment``: the one chosen on the
+    form (default: the saved automation's)."""
+    return len(_reachable(trigger, today or _local_today(), segment=segment))
+
+
+# The form's count is a few seconds' work at scale: shown for this long from the cache.
+PREVIEW_CACHE_SECONDS = 300
+
+
+def cached_trigger_preview_count(
+    trigger: Trigger, *, segment: Segment | None = None, today: date | None = None
+) -> int:
+    """``trigger_preview_count``, kept a few minutes per trigger parameters, segment,
+    automation and day (a message added meanwhile shows after that at most)."""
+    today = today or _local_today()
+    key = "campaigns:trigger-count:" + ":".join(
+        str(part)
+        for part in (
+            today.isoformat(),
+            trigger.kind,
+            trigger.days,
+            trigger.gap_multiplier or "",
+            segment.pk if segment else "",
+            trigger.campaign_id or "",
+            look_back_days(),
+        )
+    )
+    count = cache.get(key)
+    if count is None:
+        count = trigger_preview_count(trigger, today=today, segment=segment)
+        cache.set(key, count, PREVIEW_CACHE_SECONDS)
+    return count
 
 
 @transaction.atomic

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 
 from crm.roles import Role
 from tests.factories import UserFactory
@@ -104,6 +104,22 @@ def smtp_server():
     controller.messages = handler.messages
     yield controller
     controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(smtp_server):
+    """Django's mail going to ``smtp_server`` in this process (plain SMTP, no login); yields
+    the server, whose ``.messages`` hold what it received."""
+    with override_settings(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=smtp_server.port,
+        EMAIL_USE_TLS=False,
+        EMAIL_USE_SSL=False,
+        EMAIL_HOST_USER="",
+        EMAIL_HOST_PASSWORD="",
+    ):
+        yield smtp_server
 
 
 def _database_url() -> str:

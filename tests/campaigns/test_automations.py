@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
-from django.test import override_settings
 from django.utils import timezone
 
 from campaigns.audience import draw
@@ -155,7 +154,8 @@ def test_birthday_n_days_before_with_29_february_in_leap_and_other_years():
     assert messages(leap_year) == {on_28.pk: "2028", on_29.pk: "2028"}
 
 
-def test_birthday_across_the_year_end_counts_for_the_new_year():
+def test_birthday_across_the_year_end_counts_for_the_new_year(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 0  # each day's birthdays only
     second_january = subscriber(birthday=date(1985, 1, 2))
     new_years_eve = subscriber(birthday=date(1985, 12, 31))
     campaign = automation(days=2)
@@ -170,40 +170,67 @@ def test_birthday_across_the_year_end_counts_for_the_new_year():
     assert (new_years_eve.pk, "2026") in periods(campaign)
 
 
+def test_a_birthday_beat_missed_still_gets_its_coupon_once(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 3
+    on_day = subscriber(birthday=date(1990, 5, 13))
+    missed = subscriber(birthday=date(1990, 5, 10))  # its coupon was due three days ago
+    subscriber(birthday=date(1990, 5, 9))  # due four days ago: past the look-back
+    campaign = automation(days=3)
+
+    today = date(2026, 5, 10)
+    assert trigger_preview_count(campaign.trigger, today=today) == 2
+    assert evaluate_trigger(trigger=campaign.trigger, today=today) == 2
+    assert messages(campaign) == {on_day.pk: "2026", missed.pk: "2026"}
+    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=1)) == 0
+
+
 # --- Win-back ---------------------------------------------------------------------------------
 
 
-def test_win_back_after_n_days_once_per_lapse():
+def test_win_back_fires_on_crossing_the_days_once_per_lapse(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 3
     today = date(2026, 11, 20)
-    lapsed = subscriber()
-    bought(lapsed, today - timedelta(days=120))
-    bought(lapsed, today - timedelta(days=100))
+    crossing = subscriber()
+    bought(crossing, today - timedelta(days=120))
+    bought(crossing, today - timedelta(days=90))
     # A later purchase that was cancelled does not count.
-    bought(lapsed, today - timedelta(days=10), status=PurchaseStatus.CANCELLED)
-    exactly = subscriber()
-    bought(exactly, today - timedelta(days=90))
+    bought(crossing, today - timedelta(days=10), status=PurchaseStatus.CANCELLED)
+    missed = subscriber()  # crossed three days ago: beat missed those days
+    bought(missed, today - timedelta(days=93))
+    too_old = subscriber()  # crossed four days ago: past the look-back
+    bought(too_old, today - timedelta(days=94))
+    long_ago = subscriber()  # lapsed years ago: a segment campaign's job
+    bought(long_ago, today - timedelta(days=900))
     recent = subscriber()
     bought(recent, today - timedelta(days=89))
     subscriber()  # never bought
     campaign = automation(TriggerKind.WIN_BACK, days=90)
 
+    assert trigger_preview_count(campaign.trigger, today=today) == 2
     assert evaluate_trigger(trigger=campaign.trigger, today=today) == 2
     assert messages(campaign) == {
-        lapsed.pk: (today - timedelta(days=100)).isoformat(),
-        exactly.pk: (today - timedelta(days=90)).isoformat(),
+        crossing.pk: (today - timedelta(days=90)).isoformat(),
+        missed.pk: (today - timedelta(days=93)).isoformat(),
     }
-    # Still lapsed the next day: no second message for the same lapse.
+    # The next day: the recent one crosses; the others' lapse has its message.
     assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=1)) == 1
     assert recent.pk in messages(campaign)
+    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=2)) == 0
 
     # Won back, then lapsed again: a new lapse, a new message.
-    bought(lapsed, today + timedelta(days=5))
+    bought(crossing, today + timedelta(days=5))
     later = today + timedelta(days=95)
     assert evaluate_trigger(trigger=campaign.trigger, today=later) == 1
-    assert (lapsed.pk, (today + timedelta(days=5)).isoformat()) in periods(campaign)
+    assert (crossing.pk, (today + timedelta(days=5)).isoformat()) in periods(campaign)
+    assert {customer for customer, _period in periods(campaign)} == {
+        crossing.pk,
+        missed.pk,
+        recent.pk,
+    }
 
 
-def test_win_back_by_the_customers_own_usual_gap():
+def test_win_back_by_the_customers_own_usual_gap(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 3
     today = date(2026, 11, 20)
 
     def customer_with(*days_ago: int):
@@ -212,42 +239,57 @@ def test_win_back_by_the_customers_own_usual_gap():
             bought(customer, today - timedelta(days=days))
         return customer
 
-    # Gaps 20 and 20 days: 35 days without a purchase is not yet twice the usual 20.
-    steady = customer_with(75, 55, 35)
-    # Gaps 30, 10 and 10: a median of 10 days, so 35 days is well past twice that.
-    frequent = customer_with(85, 55, 45, 35)
-    # One purchase day only: the 30 days apply alone.
-    once = customer_with(35)
-    # Two purchases on one day count as one purchase day: one gap of 25 days, not 25 and 0.
-    same_day = customer_with(60, 35)
-    bought(same_day, today - timedelta(days=35), hour=18)
-    # Past twice the usual gap but not yet 30 days: the days apply too.
-    too_soon = customer_with(40, 35, 30, 25)
+    # Gaps 30, 10 and 10: twice the median of 10 is less than the 30 days, which apply.
+    frequent = customer_with(80, 50, 40, 30)
+    # Gaps 20 and 20: lapsed at twice 20 days, today.
+    steady = customer_with(80, 60, 40)
+    # The same, two days short of it.
+    nearly = customer_with(78, 58, 38)
+    # Gaps of 100 days: lapsed at 200, tomorrow (long since the last purchase).
+    seldom = customer_with(399, 299, 199)
+    # Gaps of 20 days, lapsed at 40 twenty days ago: long past, not mailed.
+    long_ago = customer_with(100, 80, 60)
+    # One purchase day only: the 30 days apply alone, crossed yesterday.
+    once = customer_with(31)
+    # Two purchases on one day count as one purchase day: one gap of 20 days (lapsed at 40,
+    # in eight days), not 20 and 0 (a median of 10: lapsed at 30, two days ago).
+    same_day = customer_with(52, 32)
+    bought(same_day, today - timedelta(days=32), hour=18)
     # A purchase at 00:30 Tokyo time counts on that Tokyo day (the day before in UTC).
     midnight = subscriber()
-    bought(midnight, today - timedelta(days=60))
-    bought(midnight, today - timedelta(days=45), hour=0)
-    bought(midnight, today - timedelta(days=31))
+    bought(midnight, today - timedelta(days=30), hour=0)
 
     campaign = automation(TriggerKind.WIN_BACK, days=30, gap_multiplier=Decimal("2"))
-    assert trigger_preview_count(campaign.trigger, today=today) == 3
-    assert evaluate_trigger(trigger=campaign.trigger, today=today) == 3
-    assert set(messages(campaign)) == {frequent.pk, once.pk, midnight.pk}
-    assert not set(messages(campaign)) & {steady.pk, same_day.pk, too_soon.pk}
-    assert messages(campaign)[midnight.pk] == (today - timedelta(days=31)).isoformat()
+    assert trigger_preview_count(campaign.trigger, today=today) == 4
+    assert evaluate_trigger(trigger=campaign.trigger, today=today) == 4
+    assert set(messages(campaign)) == {frequent.pk, steady.pk, once.pk, midnight.pk}
+    assert messages(campaign)[midnight.pk] == (today - timedelta(days=30)).isoformat()
 
-    # Five days later the frequent buyer who stopped 25 days ago reaches the 30 days; the
-    # steady one is 40 days out, not past twice 20 yet; at 41 they are.
-    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=5)) == 1
-    assert too_soon.pk in messages(campaign)
-    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=6)) == 1
-    assert steady.pk in messages(campaign)
+    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=1)) == 1
+    assert seldom.pk in messages(campaign)
+    assert evaluate_trigger(trigger=campaign.trigger, today=today + timedelta(days=2)) == 1
+    assert nearly.pk in messages(campaign)
+    assert not set(messages(campaign)) & {long_ago.pk, same_day.pk}
+
+
+def test_the_look_back_catches_up_a_crossing_beat_missed_once(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 1
+    today = date(2026, 11, 20)
+    customer = subscriber()
+    bought(customer, today - timedelta(days=61))
+    campaign = automation(TriggerKind.WIN_BACK, days=60)
+    assert evaluate_trigger(trigger=campaign.trigger, today=today) == 1
+    assert evaluate_trigger(trigger=campaign.trigger, today=today) == 0
+    settings.AUTOMATION_LOOKBACK_DAYS = 0
+    other = automation(TriggerKind.WIN_BACK, days=60)
+    assert evaluate_trigger(trigger=other.trigger, today=today) == 0
 
 
 # --- Thank-you --------------------------------------------------------------------------------
 
 
-def test_thank_you_per_purchase_day_with_a_look_back_for_missed_days():
+def test_thank_you_per_purchase_day_with_a_look_back_for_missed_days(settings):
+    settings.AUTOMATION_LOOKBACK_DAYS = 2
     today = date(2026, 6, 10)
     yesterday = subscriber()
     # 00:30 in Tokyo on the 9th is the 8th in UTC: it counts on the 9th.
@@ -449,25 +491,17 @@ def test_two_runs_at_once_send_each_customer_one_message():
 # --- End to end -------------------------------------------------------------------------------
 
 
-def test_an_active_automation_delivers_its_content_through_smtp(smtp_server):
+def test_an_active_automation_delivers_its_content_through_smtp(smtp_settings):
     customer = subscriber(birthday=date(1988, 12, 24), family_name="佐藤", given_name="花子")
     campaign = automation(days=5, coupon_code="HAPPY-BDAY")
     activate_automation(campaign=campaign)
 
-    with override_settings(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=smtp_server.port,
-        EMAIL_USE_TLS=False,
-        EMAIL_HOST_USER="",
-        EMAIL_HOST_PASSWORD="",
-    ):
-        assert run_due_triggers(now=datetime(2026, 12, 19, 3, 0, tzinfo=UTC)) == {
-            campaign.trigger.pk: 1
-        }
-        assert send_pending(campaign_id=campaign.pk) == 1
+    assert run_due_triggers(now=datetime(2026, 12, 19, 3, 0, tzinfo=UTC)) == {
+        campaign.trigger.pk: 1
+    }
+    assert send_pending(campaign_id=campaign.pk) == 1
 
-    [envelope] = smtp_server.messages
+    [envelope] = smtp_settings.messages
     assert envelope.rcpt_tos == [customer.email]
     mail = message_from_bytes(envelope.content)
     assert (
