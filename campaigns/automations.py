@@ -59,6 +59,8 @@ from segments.models import Segment
 logger = logging.getLogger(__name__)
 
 _ACTIVATABLE = [CampaignStatus.DRAFT, CampaignStatus.PAUSED]
+# ``segment`` left out of a preview: the automation's own (none for a trigger without one).
+SAVED_SEGMENT = object()
 
 
 @transaction.atomic
@@ -106,15 +108,15 @@ def _local_today() -> date:
     return timezone.localdate(timezone=timezone.get_default_timezone())
 
 
-def _reachable(trigger: Trigger, today: date, *, segment: Segment | None = None) -> list[Match]:
+def _reachable(trigger: Trigger, today: date, *, segment=SAVED_SEGMENT) -> list[Match]:
     """The trigger's matches that may get marketing mail (audience.screened: a valid address,
     not suppressed, one per address; per purchase day for thank-yous, whose periods are
     separate occasions). ``segment``: instead of the automation's."""
     campaign = (
         trigger.campaign if Trigger.campaign.is_cached(trigger) or trigger.campaign_id else None
     )
-    if segment is None and campaign is not None:
-        segment = campaign.segment
+    if segment is SAVED_SEGMENT:
+        segment = campaign.segment if campaign else None
     found = matches(
         trigger=trigger,
         today=today,
@@ -167,12 +169,12 @@ def _addressed(*, campaign_id: int, found: list[Match]) -> set[tuple[str, str]]:
 
 
 def trigger_preview_count(
-    trigger: Trigger, *, today: date | None = None, segment: Segment | None = None
+    trigger: Trigger, *, today: date | None = None, segment=SAVED_SEGMENT
 ) -> int:
     """How many customers the trigger would send to if evaluated today (holdout included):
     what ``evaluate_trigger`` would add; writes nothing. The trigger and its automation need
     not be saved (unsaved: nobody has a message yet). ``segment``: the one chosen on the
-    form (default: the saved automation's)."""
+    form instead of the saved automation's (None: every customer)."""
     return len(_reachable(trigger, today or _local_today(), segment=segment))
 
 
@@ -181,7 +183,7 @@ PREVIEW_CACHE_SECONDS = 300
 
 
 def cached_trigger_preview_count(
-    trigger: Trigger, *, segment: Segment | None = None, today: date | None = None
+    trigger: Trigger, *, segment: Segment | None, today: date | None = None
 ) -> int:
     """``trigger_preview_count``, kept a few minutes per trigger parameters, segment,
     automation and day (a message added meanwhile shows after that at most)."""

@@ -20,6 +20,7 @@ urlpatterns: list = [
     path("automations/", views_automations.automation_list, name="automation-list"),
     path("automations/new/", views_automations.automation_create, name="automation-create"),
     path("automations/<int:pk>/edit/", views_automations.automation_edit, name="automation-edit"),
+    path("automations/trigger-count/", views_automations.trigger_count, name="trigger-count"),
     path(
         "automations/<int:pk>/activate/",
         views_automations.automation_activate,

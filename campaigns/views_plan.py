@@ -22,7 +22,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from analytics.forms_goals import plain
 from campaigns import sending
-from campaigns.automations import trigger_preview_count
 from campaigns.forms import (
     CampaignForm,
     PreviewForm,
@@ -34,6 +33,7 @@ from campaigns.models import Campaign, CampaignKind, CampaignStatus
 from campaigns.planning import is_editable, save_plan
 from campaigns.previews import CHOICES, preview_candidates, preview_for, send_test_email
 from campaigns.rendering import VARIABLES, preview
+from campaigns.triggers import look_back_days
 from crm.access import permission_required
 
 VIEW = "campaigns.view_campaign"
@@ -129,17 +129,10 @@ def plan_page(request, campaign: Campaign, *, form_class=CampaignForm, trigger_f
         campaign=campaign if campaign.pk else None,
         saved_name=saved_name,
         trigger_form=trigger_form,
-        preview_count=_preview_count(trigger_form) if trigger_form else None,
+        # The trigger's count comes from campaigns:trigger-count once the page is shown.
+        look_back_days=look_back_days(),
     )
     return render(request, "campaigns/form.html", context)
-
-
-def _preview_count(trigger_form) -> int | None:
-    """How many customers the trigger shown would match today: the saved one, or the one
-    just posted when it is valid (the form came back for another field's error)."""
-    if trigger_form.is_bound:
-        return trigger_preview_count(trigger_form.instance) if trigger_form.is_valid() else None
-    return trigger_preview_count(trigger_form.instance) if trigger_form.instance.pk else None
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -63,10 +63,12 @@
 
   function setUpTrigger(fieldset) {
     const kind = fieldset.querySelector('select[name$="kind"]');
-    const winBackOnly = fieldset.querySelector("[data-win-back-only]");
-    if (!kind || !winBackOnly) return;
+    const winBackOnly = fieldset.querySelectorAll("[data-win-back-only]");
+    if (!kind || !winBackOnly.length) return;
     const show = () => {
-      winBackOnly.hidden = kind.value !== "win_back";
+      winBackOnly.forEach((element) => {
+        element.hidden = kind.value !== "win_back";
+      });
     };
     kind.addEventListener("change", show);
     show();

@@ -1,6 +1,7 @@
 """Automation pages with the Django client: a win-back automation planned with its trigger
 (no segment needed), the usual-gap multiplier kept for win-backs only, the list with trigger,
-state, last evaluation and messages sent, activate and pause, and sales staff kept out."""
+state, last evaluation and messages sent, activate and pause, sales staff kept out, and the
+trigger's count for the form from its JSON endpoint (the page never waits for it)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignKind, CampaignStatus, Trigger, TriggerKind
-from tests.campaigns.factories import CampaignFactory, VariantFactory, subscriber
+from campaigns.automations import evaluate_trigger
+from campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    Message,
+    Trigger,
+    TriggerKind,
+)
+from segments.membership import create_segment, refresh_segment
+from segments.models import SegmentKind
+from tests.campaigns.factories import CampaignFactory, VariantFactory, everyone_segment, subscriber
 from tests.campaigns.test_plan_pages import Browser, plan
 
 pytestmark = pytest.mark.django_db
@@ -143,13 +155,80 @@ def test_sales_cannot_plan_activate_or_pause(signed_in, sales):
     assert campaign.status == CampaignStatus.DRAFT
 
 
-def test_the_form_shows_how_many_customers_the_trigger_would_match_today(signed_in, marketer):
+def count_query(campaign=None, segment=None, **trigger) -> dict:
+    fields = {"kind": TriggerKind.BIRTHDAY, "days": 7, "send_hour": 10, **trigger}
+    query = {f"trigger-{name}": value for name, value in fields.items()}
+    query["segment"] = segment.pk if segment else ""
+    if campaign is not None:
+        query["campaign"] = campaign.pk
+    return query
+
+
+def test_the_form_does_not_wait_for_the_count_its_script_asks_for_it(signed_in, marketer):
     in_a_week = timezone.localdate() + timedelta(days=7)
-    # Born in a leap year, so that a 29 February a week ahead is a birthday too.
     subscriber(birthday=in_a_week.replace(year=1992))
+    campaign = automation(kind=TriggerKind.BIRTHDAY, days=7)
+    for url in (f"/campaigns/automations/{campaign.pk}/edit/", "/campaigns/automations/new/"):
+        html = signed_in(marketer).get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert 'data-trigger-count="/campaigns/automations/trigger-count/"' in html
+        assert "would match" not in html
+        assert "campaign-trigger-count.js" in html
+    assert (
+        f'data-campaign="{campaign.pk}"'
+        in signed_in(marketer).get(f"/campaigns/automations/{campaign.pk}/edit/").content.decode()
+    )
+
+
+def test_the_count_is_what_the_evaluation_would_add_today(client_as, marketer):
+    today = timezone.localdate()
+    in_a_week = today + timedelta(days=7)
+    # Born in a leap year, so that a 29 February a week ahead is a birthday too.
+    tokyo = subscriber(birthday=in_a_week.replace(year=1992))
+    subscriber(birthday=in_a_week.replace(year=1992), prefecture="27")
     subscriber(birthday=(in_a_week + timedelta(days=60)).replace(year=1992))
     campaign = automation(kind=TriggerKind.BIRTHDAY, days=7)
-    page = signed_in(marketer).get(
-        f"/campaigns/automations/{campaign.pk}/edit/", HTTP_ACCEPT_LANGUAGE="en"
+    client = client_as(marketer)
+    url = "/campaigns/automations/trigger-count/"
+
+    response = client.get(url, count_query(campaign), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.json() == {"count": 2, "text": "Today the trigger would match 2 customers."}
+    # An unsaved form with a segment chosen: its members only.
+    osaka = create_segment(
+        name="大阪",
+        description="",
+        kind=SegmentKind.STATIC,
+        rules={"op": "and", "conditions": [{"field": "prefecture", "op": "in", "value": ["27"]}]},
     )
-    assert "Today the trigger would match 1 customer." in page.content.decode()
+    refresh_segment(segment=osaka)
+    assert client.get(url, count_query(segment=osaka)).json()["count"] == 1
+
+    # The automation's segment as saved: the count equals what the evaluation adds.
+    Campaign.objects.filter(pk=campaign.pk).update(segment=everyone_segment())
+    campaign.refresh_from_db()
+    segment = campaign.segment
+    counted = client.get(url, count_query(campaign, segment=segment)).json()["count"]
+    assert counted == evaluate_trigger(trigger=campaign.trigger, today=today) == 1
+    assert set(Message.objects.values_list("customer_id", flat=True)) == {tokyo.pk}
+
+
+def test_the_count_is_cached_per_trigger_and_day(client_as, marketer):
+    in_a_week = timezone.localdate() + timedelta(days=7)
+    subscriber(birthday=in_a_week.replace(year=1992))
+    client = client_as(marketer)
+    url = "/campaigns/automations/trigger-count/"
+    assert client.get(url, count_query()).json()["count"] == 1
+    subscriber(birthday=in_a_week.replace(year=1993))
+    # Asked again within minutes: the same answer, not counted again.
+    assert client.get(url, count_query()).json()["count"] == 1
+    # Other parameters are another question (the birthday within the look-back of 8 days).
+    assert client.get(url, count_query(days=8)).json()["count"] == 2
+    cache.clear()
+    assert client.get(url, count_query()).json()["count"] == 2
+
+
+def test_the_count_needs_valid_fields_and_the_right_to_change_campaigns(client_as, marketer, sales):
+    url = "/campaigns/automations/trigger-count/"
+    response = client_as(marketer).get(url, count_query(send_hour=25))
+    assert response.status_code == 400
+    assert "send_hour" in response.json()["errors"]
+    assert client_as(sales).get(url, count_query()).status_code == 403

@@ -295,3 +295,16 @@ def test_campaigns_api_follows_the_role(request, client, role_fixture, manages, 
     # Taking an address off the suppression list is for admins only.
     removal = client.delete(api + "suppressions/1/", **auth)
     assert removal.status_code == (404 if is_admin else 403)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role_fixture", "manages"), [("admin_member", True), ("marketer", True), ("sales", False)]
+)
+def test_trigger_count_follows_the_role(request, client_as, role_fixture, manages):
+    client = client_as(request.getfixturevalue(role_fixture))
+    query = {"trigger-kind": "birthday", "trigger-days": "7", "trigger-send_hour": "10"}
+    response = client.get("/campaigns/automations/trigger-count/", query)
+    assert response.status_code == (200 if manages else 403)
+    if manages:
+        assert response.json()["count"] == 0
