@@ -341,6 +341,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["campaign", "status"], name="message_campaign_status_idx"),
             models.Index(fields=["customer", "-queued_at"], name="message_customer_idx"),
+            # The API's message list: newest first, by campaign or by status.
+            models.Index(fields=["campaign", "-id"], name="message_campaign_recent_idx"),
+            models.Index(fields=["status", "-id"], name="message_status_recent_idx"),
         ]
 
     def __str__(self) -> str:
@@ -383,6 +386,8 @@ class TrackingEvent(models.Model):
         indexes = [
             models.Index(fields=["message", "kind"], name="event_message_kind_idx"),
             models.Index(fields=["kind", "occurred_at"], name="event_kind_time_idx"),
+            # The API's event list: newest first, and its time filters without a kind.
+            models.Index(fields=["-occurred_at", "-id"], name="event_recent_idx"),
         ]
 
     def __str__(self) -> str:
@@ -418,7 +423,10 @@ class Suppression(models.Model):
         verbose_name = _("suppression")
         verbose_name_plural = _("suppressions")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["reason", "-created_at"], name="suppression_reason_idx")]
+        indexes = [
+            models.Index(fields=["reason", "-created_at"], name="suppression_reason_idx"),
+            models.Index(fields=["-created_at", "-id"], name="suppression_recent_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email_hash[:12]}… {self.reason}"
