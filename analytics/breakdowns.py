@@ -41,8 +41,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
-from django.db.models import OuterRef, Q, Subquery, Sum
-from django.db.models.functions import ExtractIsoWeekDay
+from django.db.models import OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from pyroaring import BitMap
@@ -102,14 +101,10 @@ class _Sums:
     customers: int = 0  # distinct
 
 
-def _cells(dimension: str, period: Period, *, months: bool = True):
-    """The cells covering ``period``: whole months' cells where a month lies inside it (if the
-    dimension has month cells), day cells for the other days."""
-    if months:
-        whole, days = split_period(period)
-    else:
-        whole = []
-        days = [period.start + timedelta(days=n) for n in range(period.days)]
+def _cells(dimension: str, period: Period):
+    """The cells covering ``period``: whole months' cells where a month lies inside it, day
+    cells for the other days."""
+    whole, days = split_period(period)
     inside = Q()
     if whole:
         inside |= Q(is_month=True, day__in=whole)
@@ -218,39 +213,48 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
 # --- Figures ----------------------------------------------------------------------------------
 
 
+def _hour_group(day: date, is_month: bool, key: str) -> int:
+    """weekday x 24 + hour of a day cell (key "hour") or a month cell (key "weekday:hour")."""
+    if is_month:
+        weekday, hour = key.split(":")
+        return int(weekday) * HOURS + int(hour)
+    return day.weekday() * HOURS + int(key)
+
+
 def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -> list[dict]:
     """The 7 x 24 cells of the period (Monday 0h first): purchases and revenue made on that
     local weekday at that hour."""
-    grid = {(w, h): [0, 0] for w in range(WEEKDAYS) for h in range(HOURS)}
+    purchases = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
+    cents = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
     customers = customer_set(filters)
-    cells = _cells(BreakdownDimension.HOUR, Period(start, end), months=False)
+    cells = _cells(BreakdownDimension.HOUR, Period(start, end))
     if customers is None:
-        rows = (
-            cells.annotate(weekday=ExtractIsoWeekDay("day"))
-            .values("weekday", "key")
-            .annotate(n=Sum("purchases"), revenue=Sum("revenue"))
-            .values_list("weekday", "key", "n", "revenue")
-        )
-        for weekday, key, n, revenue in rows:
-            cell = grid[(weekday - 1, int(key))]
-            cell[0] += n
-            cell[1] += int(revenue * 100)
+        for day, is_month, key, n, revenue in cells.values_list(
+            "day", "is_month", "key", "purchases", "revenue"
+        ):
+            group = _hour_group(day, is_month, key)
+            purchases[group] += n
+            cents[group] += int(revenue * 100)
     elif customers:
         masked = _masked(
             customers,
             (
-                (day.weekday() * HOURS + int(key), bitmap, amounts, counts)
-                for day, key, bitmap, amounts, counts in cells.values_list(
-                    "day", "key", "customers", "amounts", "counts"
+                (_hour_group(day, is_month, key), blob, amounts, counts)
+                for day, is_month, key, blob, amounts, counts in cells.values_list(
+                    "day", "is_month", "key", "customers", "amounts", "counts"
                 )
             ),
         )
         purchases, cents = masked.sums(WEEKDAYS * HOURS)
-        for (w, h), cell in grid.items():
-            cell[0], cell[1] = int(purchases[w * HOURS + h]), int(cents[w * HOURS + h])
     return [
-        {"weekday": w, "hour": h, "purchases": n, "revenue": cents_to_decimal(cents)}
-        for (w, h), (n, cents) in grid.items()
+        {
+            "weekday": w,
+            "hour": h,
+            "purchases": int(purchases[w * HOURS + h]),
+            "revenue": cents_to_decimal(int(cents[w * HOURS + h])),
+        }
+        for w in range(WEEKDAYS)
+        for h in range(HOURS)
     ]
 
 

@@ -329,7 +329,8 @@ class BreakdownCell(models.Model):
     Like ``DailyRollup``, a cell keeps the ids of its customers as a bitmap with each one's
     purchase count and spend aligned, so that figures restricted to any set of customers
     (a filter) come from the cells too; month cells (``is_month``, ``day`` = the 1st) hold the
-    union of the month's day cells, except for hours (a month has several of each weekday).
+    union of the month's day cells; an hour's month cells are per weekday and hour (key
+    "weekday:hour", Monday 0), since a month has several of each weekday.
     """
 
     day = models.DateField(_("day"))
