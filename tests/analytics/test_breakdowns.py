@@ -126,6 +126,16 @@ def test_filters_restrict_every_figure_to_the_matching_customers(shop_items):
             assert_match(start, end, filters)
 
 
+def test_the_refresh_adds_hour_month_cells_to_cells_built_before_them(shop_items):
+    rebuild_rollups()
+    BreakdownCell.objects.filter(dimension="hour", is_month=True).delete()
+    refresh_rollups()
+    assert BreakdownCell.objects.filter(dimension="hour", is_month=True).exists()
+    for filters in (None, Filters(prefecture="13")):
+        for start, end in PERIODS:
+            assert_match(start, end, filters)
+
+
 def test_a_purchase_at_half_past_midnight_counts_on_its_local_day_and_hour(shop_items):
     rebuild_rollups()
     day = date(2025, 5, 3)  # c1's purchase at 00:30 JST, 2 May 15:30 UTC
