@@ -5,9 +5,11 @@
         [--rfm-warm]
 
 Needs the rollups (built by ``tests.bench.bench_analytics`` on its first run; this refuses to
-start without them). Sets up what the page shows beyond the rollups: a scoring run of the
-whole dataset (the RFM grid; ``--no-rfm`` skips it) and a segment of every fifth customer
-(200,000 members, for the segment filter). Both are deleted at the end, whatever happens.
+start without them). Sets up what the page shows beyond the rollups: a fresh customer
+snapshot (as the refresh task makes every few minutes), a scoring run of the whole dataset
+(the RFM grid; ``--no-rfm`` skips it) and a segment of every fifth customer (200,000
+members, for the segment filter). The run and the segment are deleted at the end, whatever
+happens.
 
 Then it requests the whole page (every figure, server-side, the charts' data embedded) as a
 signed-in marketer, each request in a new process with an empty cache (Django's cache and
@@ -115,6 +117,13 @@ def setup(with_rfm: bool) -> tuple[int, int | None]:
 
     from segments.models import Segment, SegmentKind
 
+    # What the refresh task does every few minutes: a fresh customer snapshot (filters and
+    # customer counts read it; one older than its limit would be ignored).
+    from analytics.customer_attributes import snapshot_customers
+
+    started = time.perf_counter()
+    snapshot_customers()
+    print(f"setup: customer snapshot in {time.perf_counter() - started:.1f} s")
     Segment.objects.filter(name=SEGMENT_NAME).delete()
     segment = Segment.objects.create(name=SEGMENT_NAME, kind=SegmentKind.STATIC)
     with connection.cursor() as cursor:
