@@ -27,10 +27,10 @@ that has no message yet, so a day beat missed loses nothing; older occasions nev
 Speed, at 1M customers / 10M purchases: birthdays and thank-yous are an indexed or small scan,
 and so is the plain win-back (the purchases of the look-back's days ``days`` ago, without a
 later one). A win-back by the usual gap needs every consenting customer's first and last
-purchase (index probes) and, for those whose threshold can reach the look-back at all (the
-median gap is at most the span between them), the median: on PostgreSQL one statement (LATERAL
-probes, then ``percentile_cont`` over ``lag()`` of their distinct purchase days), elsewhere
-the portable path below, which does the median in Python.
+purchase (index probes) and, for those whose threshold can reach the look-back at all (with
+k gaps the median is at most the span between them over floor(k / 2) + 1), the median: on
+PostgreSQL one statement (LATERAL probes, then ``percentile_cont`` over ``lag()`` of their
+distinct purchase days), elsewhere the portable path below, which does the median in Python.
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ WITH lapsed AS MATERIALIZED (
     ) f
     WHERE l.purchased_at < %s
 ), fresh AS MATERIALIZED (
-    SELECT customer_id, email, last_day FROM lapsed
+    SELECT customer_id, email, last_day, first_day FROM lapsed
     -- The median gap is at most the span from the first purchase day to the last: a
     -- threshold that does not reach the window even so never does.
     WHERE last_day + greatest(%s::int, ceil(%s::numeric * (last_day - first_day))::int)
@@ -308,23 +308,39 @@ WITH lapsed AS MATERIALIZED (
         WHERE m.campaign_id = %s AND m.customer_id = lapsed.customer_id
           AND m.period = to_char(lapsed.last_day, 'YYYY-MM-DD')
     )
+), likely AS MATERIALIZED (
+    SELECT fresh.customer_id, fresh.email, fresh.last_day FROM fresh
+    -- Tighter: with k gaps the median is at most span / (floor(k / 2) + 1) (the upper half
+    -- of the gaps are each at least the median), and the distinct days among the last
+    -- twenty purchases are at most k + 1, read from a few index entries.
+    CROSS JOIN LATERAL (
+        SELECT count(DISTINCT recent.day) - 1 AS gaps FROM (
+            SELECT (p.purchased_at AT TIME ZONE %s)::date AS day FROM {purchase} p
+            WHERE p.customer_id = fresh.customer_id AND p.status = %s
+            ORDER BY p.purchased_at DESC LIMIT 20
+        ) recent
+    ) seen
+    WHERE fresh.last_day + greatest(
+        %s::int,
+        ceil(%s::numeric * (fresh.last_day - fresh.first_day) / (seen.gaps / 2 + 1))::int
+    ) >= %s::date
 )
-SELECT fresh.customer_id, fresh.email, to_char(fresh.last_day, 'YYYY-MM-DD') FROM fresh
+SELECT likely.customer_id, likely.email, to_char(likely.last_day, 'YYYY-MM-DD') FROM likely
 -- The customer's median gap between consecutive distinct purchase days (NULL with a single
 -- day), read through the (customer, purchased_at) index for the few candidates only.
 CROSS JOIN LATERAL (
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS median FROM (
         SELECT day - lag(day) OVER (ORDER BY day) AS gap FROM (
             SELECT DISTINCT (p.purchased_at AT TIME ZONE %s)::date AS day FROM {purchase} p
-            WHERE p.customer_id = fresh.customer_id AND p.status = %s
+            WHERE p.customer_id = likely.customer_id AND p.status = %s
         ) days
     ) gaps
     WHERE gap IS NOT NULL
 ) usual
-WHERE fresh.last_day
+WHERE likely.last_day
     + greatest(%s::int, coalesce(ceil(%s::numeric * usual.median::numeric)::int, 0))
     BETWEEN %s::date AND %s::date
-ORDER BY fresh.customer_id
+ORDER BY likely.customer_id
 """
 
 
@@ -353,6 +369,7 @@ def _win_backs_postgresql(
         *customers_params,
         *(completed, completed, lapsed_before),
         *(days, multiplier, window[0], campaign_id),
+        *(zone, completed, days, multiplier, window[0]),
         *(zone, completed),
         *(days, multiplier, *window),
     ]
