@@ -115,11 +115,10 @@ def setup(with_rfm: bool) -> tuple[int, int | None]:
     """The segment (every fifth customer) and, unless skipped, a scoring run of everyone."""
     from django.db import connection
 
-    from segments.models import Segment, SegmentKind
-
     # What the refresh task does every few minutes: a fresh customer snapshot (filters and
     # customer counts read it; one older than its limit would be ignored).
     from analytics.customer_attributes import snapshot_customers
+    from segments.models import Segment, SegmentKind
 
     started = time.perf_counter()
     snapshot_customers()
