@@ -38,17 +38,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def smtp(smtp_server):
-    with override_settings(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=smtp_server.port,
-        EMAIL_USE_TLS=False,
-        EMAIL_HOST_USER="",
-        EMAIL_HOST_PASSWORD="",
-        SITE_URL="https://crm.example.jp",
-    ):
-        yield smtp_server
+def smtp(smtp_settings):
+    with override_settings(SITE_URL="https://crm.example.jp"):
+        yield smtp_settings
 
 
 def subjects(server) -> dict[str, str]:
