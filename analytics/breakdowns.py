@@ -47,6 +47,7 @@ from django.utils.translation import gettext_lazy as _
 from pyroaring import BitMap
 
 from analytics import bitmaps
+from analytics.binary_rows import binary_rows
 from analytics.kpis import Filters, Period, customer_set, split_period
 from analytics.models import BreakdownCell, BreakdownDimension
 from analytics.period_spend import period_figures
@@ -197,8 +198,8 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
         customers,
         (
             (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
-            for key, bitmap, amounts, counts in cells.values_list(
-                "key", "customers", "amounts", "counts"
+            for key, bitmap, amounts, counts in binary_rows(
+                cells, "key", "customers", "amounts", "counts"
             )
         ),
     )
@@ -240,8 +241,8 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
             customers,
             (
                 (_hour_group(day, is_month, key), blob, amounts, counts)
-                for day, is_month, key, blob, amounts, counts in cells.values_list(
-                    "day", "is_month", "key", "customers", "amounts", "counts"
+                for day, is_month, key, blob, amounts, counts in binary_rows(
+                    cells, "day", "is_month", "key", "customers", "amounts", "counts"
                 )
             ),
         )

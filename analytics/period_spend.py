@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics import bitmaps
+from analytics.binary_rows import binary_rows
 from analytics.kpis import Filters, Period, customer_set, split_period
 from analytics.models import DailyRollup, MonthlyRollup, RollupState
 
@@ -36,11 +37,14 @@ class Figures:
 
 def _read(period: Period, filters: Filters | None) -> Figures:
     months, days = split_period(period)
-    rows = list(MonthlyRollup.objects.filter(month__in=months).values_list(*COLUMNS))
+    rows = list(binary_rows(MonthlyRollup.objects.filter(month__in=months), *COLUMNS))
     if days:
-        rows += DailyRollup.objects.filter(
-            day__gte=min(days), day__lte=max(days), day__in=days, purchases__gt=0
-        ).values_list(*COLUMNS)
+        rows += binary_rows(
+            DailyRollup.objects.filter(
+                day__gte=min(days), day__lte=max(days), day__in=days, purchases__gt=0
+            ),
+            *COLUMNS,
+        )
     parts = [bitmaps.figures_of(*row) for row in rows]
     parts = [part for part in parts if part[0].size]
     if not parts:
