@@ -157,23 +157,25 @@ def _masked(wanted: BitMap, rows) -> _Masked:
     lookup = np.zeros((wanted.max() + 2) if wanted else 1, dtype=bool)
     lookup[bitmaps.to_numpy(wanted)] = True
     groups, ids, counts, cents = [], [], [], []
+    # Masked cell by cell: only the wanted entries (a filter's few tenths) are concatenated,
+    # where masking after one concatenation of everything copied every entry twice more.
     for group, customers, amounts, n in rows:
         cell_ids, cell_counts, cell_cents = bitmaps.figures_of(customers, amounts, n)
-        groups.append(group)
-        ids.append(cell_ids)
-        counts.append(cell_counts)
-        cents.append(cell_cents)
+        kept = np.flatnonzero(lookup.take(cell_ids, mode="clip"))
+        if kept.size:
+            groups.append(np.full(kept.size, group, dtype=np.int64))
+            ids.append(cell_ids[kept])
+            counts.append(cell_counts[kept])
+            cents.append(cell_cents[kept])
     if not ids:
         empty = np.zeros(0, dtype=np.int64)
         return _Masked(empty, empty, empty, empty, 1)
-    all_ids = np.concatenate(ids)
-    keep = lookup.take(all_ids, mode="clip")
     # Arrays of different widths concatenate to the widest.
     return _Masked(
-        np.repeat(np.array(groups, dtype=np.int64), [a.size for a in ids])[keep],
-        all_ids[keep],
-        np.concatenate(counts)[keep],
-        np.concatenate(cents)[keep],
+        np.concatenate(groups),
+        np.concatenate(ids),
+        np.concatenate(counts),
+        np.concatenate(cents),
         lookup.size,
     )
 

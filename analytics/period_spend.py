@@ -51,18 +51,19 @@ def _read(period: Period, filters: Filters | None) -> Figures:
         empty = np.zeros(0, dtype=np.int64)
         return Figures(empty, empty, empty)
     size = max(int(ids[-1]) for ids, _n, _c in parts) + 1
+    customers = customer_set(filters)
+    if customers is not None:
+        chosen = bitmaps.to_numpy(customers)
+        allowed = np.zeros(size, dtype=bool)
+        allowed[chosen[chosen < size]] = True
+        # Masked month by month, before adding up: only the filter's entries are added.
+        parts = [(ids[kept], n[kept], c[kept]) for ids, n, c in parts for kept in [allowed[ids]]]
     counts = np.zeros(size, dtype=np.int64)
     cents = np.zeros(size, dtype=np.int64)
     for ids, n, c in parts:
         # Each id appears once per month or day: plain fancy indexing adds exactly.
         counts[ids] += n
         cents[ids] += c
-    customers = customer_set(filters)
-    if customers is not None:
-        chosen = bitmaps.to_numpy(customers)
-        allowed = np.zeros(size, dtype=bool)
-        allowed[chosen[chosen < size]] = True
-        counts[~allowed] = 0
     ids = np.flatnonzero(counts)  # every purchase counts 1, a free one too
     return Figures(ids, counts[ids], cents[ids])
 
