@@ -223,6 +223,8 @@ class RollupReader:
         self.days: dict[date, tuple] = {}
         self.seconds_by_month: dict[date, _Lazy] = {}
         self._active: dict[Period, BitMap] = {}
+        # A year's previous period is also its last year's: read once.
+        self._totals: dict[Period, tuple[int, int]] = {}
 
     def load(
         self,
@@ -292,10 +294,11 @@ class RollupReader:
             rows += [self.days[d] for d in days if d in self.days]
             return sum(r[0] for r in rows), int(sum(r[1] for r in rows) * 100)
         # analytics.period_spend reads through this module: imported here, not at the top.
-        from analytics.period_spend import period_figures
+        from analytics.period_spend import period_totals
 
-        figures = period_figures(period=period, filters=self.filters)
-        return int(figures.counts.sum()), int(figures.cents.sum())
+        if period not in self._totals:
+            self._totals[period] = period_totals(period=period, filters=self.filters)
+        return self._totals[period]
 
 
 # --- Figures ----------------------------------------------------------------------------------

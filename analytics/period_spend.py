@@ -35,7 +35,8 @@ class Figures:
     cents: np.ndarray
 
 
-def _read(period: Period, filters: Filters | None) -> Figures:
+def _parts(period: Period) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(ids, counts, cents) of each whole month's and other day's rollup of the period."""
     months, days = split_period(period)
     rows = list(binary_rows(MonthlyRollup.objects.filter(month__in=months), *COLUMNS))
     if days:
@@ -46,24 +47,27 @@ def _read(period: Period, filters: Filters | None) -> Figures:
             *COLUMNS,
         )
     parts = [bitmaps.figures_of(*row) for row in rows]
-    parts = [part for part in parts if part[0].size]
+    return [part for part in parts if part[0].size]
+
+
+def _read(period: Period, filters: Filters | None) -> Figures:
+    parts = _parts(period)
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return Figures(empty, empty, empty)
     size = max(int(ids[-1]) for ids, _n, _c in parts) + 1
-    customers = customer_set(filters)
-    if customers is not None:
-        chosen = bitmaps.to_numpy(customers)
-        allowed = np.zeros(size, dtype=bool)
-        allowed[chosen[chosen < size]] = True
-        # Masked month by month, before adding up: only the filter's entries are added.
-        parts = [(ids[kept], n[kept], c[kept]) for ids, n, c in parts for kept in [allowed[ids]]]
     counts = np.zeros(size, dtype=np.int64)
     cents = np.zeros(size, dtype=np.int64)
     for ids, n, c in parts:
         # Each id appears once per month or day: plain fancy indexing adds exactly.
         counts[ids] += n
         cents[ids] += c
+    customers = customer_set(filters)
+    if customers is not None:
+        chosen = bitmaps.to_numpy(customers)
+        allowed = np.zeros(size, dtype=bool)
+        allowed[chosen[chosen < size]] = True
+        counts[~allowed] = 0
     ids = np.flatnonzero(counts)  # every purchase counts 1, a free one too
     return Figures(ids, counts[ids], cents[ids])
 
@@ -105,6 +109,30 @@ def period_figures(*, period: Period, filters: Filters | None = None) -> Figures
                 _memo.pop(key, None)
         done.set()
     return result[0]
+
+
+def period_totals(*, period: Period, filters: Filters | None = None) -> tuple[int, int]:
+    """The purchases and spend (cents) of the customers matching ``filters`` in ``period``:
+    the sums of ``period_figures``, taken from them when they are at hand, else summed month
+    by month without adding up each customer's (all the comparison periods' KPIs need)."""
+    with _lock:
+        entry = _memo.get((period, filters or None, _state()))
+    if entry is not None and entry[1].is_set() and entry[2]:
+        figures = entry[2][0]
+        return int(figures.counts.sum()), int(figures.cents.sum())
+    customers = customer_set(filters)
+    lookup = None
+    if customers is not None:
+        # One flag per id up to the largest wanted one, and a last False for every larger id.
+        lookup = np.zeros((customers.max() + 2) if customers else 1, dtype=bool)
+        lookup[bitmaps.to_numpy(customers)] = True
+    purchases = cents = 0
+    for ids, n, c in _parts(period):
+        keep = True if lookup is None else lookup.take(ids, mode="clip")
+        # Masked sums: no copy of the kept entries.
+        purchases += int(np.sum(n, where=keep, dtype=np.int64))
+        cents += int(np.sum(c, where=keep, dtype=np.int64))
+    return purchases, cents
 
 
 def spend_ranked(*, period: Period, filters: Filters | None = None) -> np.ndarray:
