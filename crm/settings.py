@@ -380,7 +380,10 @@ SPECTACULAR_SETTINGS = {
             *(f"ErrorCode{code}Enum" for code in (401, 403, 404, 405, 406, 415, 500)),
         ]
     }
-    | {"ErrorCode429Enum": "crm.api.errors.ErrorCode429Enum.choices"},
+    | {
+        "ErrorCode429Enum": "crm.api.errors.ErrorCode429Enum.choices",
+        "CampaignMetricEnum": "campaigns.api.reports.METRIC_CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
         "crm.api.schema.allow_empty_query_parameters",

@@ -10,6 +10,9 @@ from rest_framework import serializers
 from campaigns.results import GoalState, Metric
 from crm.api.filters import MAX_ID
 
+# One named choice set in the schema (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+METRIC_CHOICES = [m.value for m in Metric]
+
 
 class ProgressSerializer(serializers.Serializer):
     """campaigns.sending.Progress: message counts by status."""
@@ -85,7 +88,7 @@ class LiftSerializer(serializers.Serializer):
 
 
 class GoalResultSerializer(serializers.Serializer):
-    metric = serializers.ChoiceField(choices=[m.value for m in Metric])
+    metric = serializers.ChoiceField(choices=METRIC_CHOICES)
     goal = serializers.FloatField(allow_null=True, help_text=_("A fraction, or an amount."))
     actual = serializers.FloatField(allow_null=True)
     attainment = _rate(_("actual / goal."))
@@ -106,7 +109,7 @@ class ResultsSerializer(serializers.Serializer):
     variants = VariantResultSerializer(many=True)
     holdout = HoldoutSerializer(allow_null=True)
     lift = LiftSerializer(allow_null=True)
-    primary_metric = serializers.ChoiceField(choices=[m.value for m in Metric])
+    primary_metric = serializers.ChoiceField(choices=METRIC_CHOICES)
     verdicts = serializers.ListField(child=serializers.CharField())
     suggested_winner = serializers.IntegerField(source="suggested_winner_id", allow_null=True)
     goals = GoalResultSerializer(many=True)
