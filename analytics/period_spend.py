@@ -113,13 +113,17 @@ def period_figures(*, period: Period, filters: Filters | None = None) -> Figures
 
 def period_totals(*, period: Period, filters: Filters | None = None) -> tuple[int, int]:
     """The purchases and spend (cents) of the customers matching ``filters`` in ``period``:
-    the sums of ``period_figures``, taken from them when they are at hand, else summed month
-    by month without adding up each customer's (all the comparison periods' KPIs need)."""
+    the sums of ``period_figures``, taken from them when they are read or being read, else
+    summed month by month without adding up each customer's (all the comparison periods'
+    KPIs need)."""
     with _lock:
         entry = _memo.get((period, filters or None, _state()))
-    if entry is not None and entry[1].is_set() and entry[2]:
-        figures = entry[2][0]
-        return int(figures.counts.sum()), int(figures.cents.sum())
+    if entry is not None:
+        # Being read by another part (the top customers): wait rather than read twice.
+        _at, done, result = entry
+        done.wait()
+        if result:
+            return int(result[0].counts.sum()), int(result[0].cents.sum())
     customers = customer_set(filters)
     lookup = None
     if customers is not None:
