@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable, Iterator
 from datetime import date
 
+import numpy as np
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
@@ -47,14 +48,13 @@ DECODERS: dict[str, Callable[[memoryview], object]] = {
 }
 
 
-def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
-    """The rows of ``queryset.values_list(*fields)`` (plain model fields only), as tuples."""
-    meta = queryset.model._meta
-    decoders = [DECODERS[meta.get_field(name).get_internal_type()] for name in fields]
+def _received(queryset: QuerySet, fields: tuple[str, ...]) -> tuple[memoryview, int] | None:
+    """The COPY stream of ``queryset.values_list(*fields)`` and where its first row starts;
+    None when Django knows there is no row (an empty ``__in`` list)."""
     try:
         sql, params = queryset.values_list(*fields).query.sql_with_params()
-    except EmptyResultSet:  # e.g. an empty ``__in`` list: Django knows there is no row
-        return
+    except EmptyResultSet:
+        return None
     received = io.BytesIO()
     with connection.cursor() as cursor:
         # COPY takes no parameters: psycopg2 quotes them into the statement.
@@ -65,7 +65,17 @@ def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
         raise ValueError("not a binary COPY stream")
     # Header: signature, flags (int32), header extension length (int32) and the extension.
     position = len(HEADER) + 4
-    position += 4 + struct.unpack_from("!i", data, position)[0]
+    return data, position + 4 + struct.unpack_from("!i", data, position)[0]
+
+
+def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
+    """The rows of ``queryset.values_list(*fields)`` (plain model fields only), as tuples."""
+    meta = queryset.model._meta
+    decoders = [DECODERS[meta.get_field(name).get_internal_type()] for name in fields]
+    received = _received(queryset, fields)
+    if received is None:
+        return
+    data, position = received
     unpack_count, unpack_length = struct.Struct("!h").unpack_from, struct.Struct("!i").unpack_from
     while True:
         (count,) = unpack_count(data, position)
@@ -82,3 +92,19 @@ def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
             row.append(decode(data[position : position + length]))
             position += length
         yield tuple(row)
+
+
+def integer_column(queryset: QuerySet, field: str) -> np.ndarray:
+    """The values of one integer column without NULLs (a segment's member ids, say) as an
+    int64 array: every row has the same size, so the stream is read as one numpy record array
+    instead of row by row."""
+    received = _received(queryset, (field,))
+    if received is None:
+        return np.zeros(0, dtype=np.int64)
+    data, position = received
+    rows = data[position:-2]  # without the trailer
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    (width,) = struct.unpack_from("!i", rows, 2)  # the first value's length
+    layout = np.dtype([("count", ">i2"), ("length", ">i4"), ("value", f">i{width}")])
+    return np.frombuffer(rows, dtype=layout)["value"].astype(np.int64)
