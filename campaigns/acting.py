@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns.models import (
+    PLAN_FIELDS,
     AudienceRule,
     Campaign,
     CampaignKind,
@@ -31,21 +32,7 @@ from campaigns.models import (
 from campaigns.sending import kick_sending
 
 # The settings a copy takes from its origin (the plan, not what happened).
-_COPIED = (
-    "hypothesis",
-    "kind",
-    "segment_id",
-    "from_email",
-    "reply_to",
-    "coupon_code",
-    "goal_open_rate",
-    "goal_click_rate",
-    "goal_conversion_rate",
-    "goal_revenue",
-    "attribution_days",
-    "holdout_percent",
-    "test_percent",
-)
+_COPIED = ("kind", "segment_id", *PLAN_FIELDS)
 _TRIGGER_COPIED = ("kind", "days", "gap_multiplier", "send_hour")
 NAME_MAX = Campaign._meta.get_field("name").max_length
 SUBJECT_MAX = Variant._meta.get_field("subject").max_length

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from analytics.forms_goals import plain
-from campaigns.models import Campaign, Trigger, TriggerKind, Variant
+from campaigns.models import PLAN_FIELDS, Campaign, Trigger, TriggerKind, Variant
 from campaigns.rendering import check_content
 from segments.models import Segment
 
@@ -68,21 +68,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = [
-            "name",
-            "segment",
-            "hypothesis",
-            "goal_open_rate",
-            "goal_click_rate",
-            "goal_conversion_rate",
-            "goal_revenue",
-            "attribution_days",
-            "holdout_percent",
-            "test_percent",
-            "coupon_code",
-            "from_email",
-            "reply_to",
-        ]
+        fields = ["name", "segment", *PLAN_FIELDS]
         widgets = {"hypothesis": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, **kwargs):

@@ -47,6 +47,23 @@ class CampaignQuerySet(models.QuerySet):
         return self.filter(status=CampaignStatus.SCHEDULED, scheduled_at__lte=now or timezone.now())
 
 
+# What a marketer decides about a campaign before it goes (the Plan of PDCA), besides its name
+# and audience: the fields the form edits, the API writes and a duplicate copies.
+PLAN_FIELDS = (
+    "hypothesis",
+    "from_email",
+    "reply_to",
+    "coupon_code",
+    "goal_open_rate",
+    "goal_click_rate",
+    "goal_conversion_rate",
+    "goal_revenue",
+    "attribution_days",
+    "holdout_percent",
+    "test_percent",
+)
+
+
 class Campaign(models.Model):
     name = models.CharField(_("name"), max_length=200)
     hypothesis = models.TextField(

@@ -21,6 +21,7 @@ from rest_framework.exceptions import ErrorDetail
 from campaigns.api.fields import NumberField, rate_field
 from campaigns.api.saving import create_campaign, update_campaign
 from campaigns.models import (
+    PLAN_FIELDS,
     Campaign,
     CampaignKind,
     CampaignStatus,
@@ -113,22 +114,12 @@ class CampaignSerializer(APIModelSerializer):
         fields = [
             "id",
             "name",
-            "hypothesis",
             "segment",
             "status",
             "scheduled_at",
             "started_at",
             "finished_at",
-            "from_email",
-            "reply_to",
-            "coupon_code",
-            "goal_open_rate",
-            "goal_click_rate",
-            "goal_conversion_rate",
-            "goal_revenue",
-            "attribution_days",
-            "holdout_percent",
-            "test_percent",
+            *PLAN_FIELDS,
             "variants",
             "winner",
             "act_notes",
