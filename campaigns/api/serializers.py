@@ -92,6 +92,23 @@ def variant_errors(variants: list[dict]) -> dict:
     return {}
 
 
+# Set by actions and the sender, never by a client's write.
+_WRITTEN_BY_THE_APP = [
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+    "winner",
+    "act_notes",
+    "parent",
+    "audience_size",
+    "sent_count",
+    "failed_count",
+    "created_by",
+    "created_at",
+    "updated_at",
+]
+
+
 class CampaignSerializer(APIModelSerializer):
     campaign_kind = CampaignKind.CAMPAIGN
     segment = SegmentField(label=_("segment"))
@@ -116,35 +133,11 @@ class CampaignSerializer(APIModelSerializer):
             "name",
             "segment",
             "status",
-            "scheduled_at",
-            "started_at",
-            "finished_at",
             *PLAN_FIELDS,
             "variants",
-            "winner",
-            "act_notes",
-            "parent",
-            "audience_size",
-            "sent_count",
-            "failed_count",
-            "created_by",
-            "created_at",
-            "updated_at",
+            *_WRITTEN_BY_THE_APP,
         ]
-        read_only_fields = [
-            "scheduled_at",
-            "started_at",
-            "finished_at",
-            "winner",
-            "act_notes",
-            "parent",
-            "audience_size",
-            "sent_count",
-            "failed_count",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
+        read_only_fields = _WRITTEN_BY_THE_APP
 
     def validate_from_email(self, value: str) -> str:
         if value:
