@@ -23,7 +23,13 @@ from rest_framework.views import APIView
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
 from analytics.deciles import DEFAULT_A, DEFAULT_B, decile_table, pareto_table
 from analytics.definitions import help_text
-from analytics.kpis import Filters, kpis_with_comparisons, refreshed_at, shift_years
+from analytics.kpis import (
+    Filters,
+    customer_set,
+    kpis_with_comparisons,
+    refreshed_at,
+    shift_years,
+)
 from crm.api.filters import MAX_ID
 from crm.api.schema import AutoSchema
 from customers.models import SourceChannel
@@ -173,12 +179,9 @@ class CohortQuerySerializer(MonthsQuerySerializer, FilterQuerySerializer):
     pass
 
 
-class LtvQuerySerializer(MonthsQuerySerializer):
-    channel = serializers.ChoiceField(
-        choices=SourceChannel.choices,
-        required=False,
-        help_text=_("Only customers from this source channel (cohort table and average)."),
-    )
+class LtvQuerySerializer(CohortQuerySerializer):
+    """The same cohorts and filters as the retention table's: every LTV figure (average, by
+    cohort, by source channel) counts only the customers matching the filters now."""
 
 
 # --- Responses ---------------------------------------------------------------------------------
@@ -374,20 +377,25 @@ class CohortView(AnalyticsView):
 
 
 class LtvView(AnalyticsView):
-    """Historical lifetime value by acquisition cohort and by source channel."""
+    """Historical lifetime value by acquisition cohort and by current source channel, of the
+    customers matching the filters."""
 
     query_serializer = LtvQuerySerializer
 
-    @extend_schema(parameters=[LtvQuerySerializer], responses={200: LtvResponseSerializer})
+    @extend_schema(
+        parameters=[LtvQuerySerializer],
+        responses={200: LtvResponseSerializer, 404: ErrorResponse404Serializer},
+    )
     def get(self, request):
-        data = self.query(request).validated_data
+        query = self.query(request)
+        data = query.validated_data
         months = {"start_month": data.get("start"), "end_month": data.get("end")}
-        channel = data.get("channel")
+        customers = customer_set(query.filters())
         result = {
             "refreshed_at": refreshed_at(),
-            "average": average_ltv(**months, channel=channel),
-            "by_cohort": ltv_by_cohort(**months, channel=channel),
-            "by_channel": ltv_by_channel(**months),
+            "average": average_ltv(**months, customers=customers),
+            "by_cohort": ltv_by_cohort(**months, customers=customers),
+            "by_channel": ltv_by_channel(**months, customers=customers),
         }
         return Response(LtvResponseSerializer(result).data)
 

@@ -4,20 +4,37 @@ Cohort = the calendar month (settings.TIME_ZONE) of a customer's first completed
 Retention at month k = share of the cohort with a purchase in month first+k (k = 0 is always
 1). Historical LTV = the cohort's cumulative revenue (all of its completed purchases so far, or
 up to month first+k for the k-th cumulative value) / the cohort's size.
+
+LTV follows any set of customers (a filter's ``customer_set``) and groups by the customers'
+source channel as it is now: it is computed from every customer's cohort and lifetime spend
+(``customer_attributes.Lifetimes``, arrays indexed by customer id), masked by the set. Without
+lifetime figures built from the current rollups, an unrestricted table is read from the cohort
+cells (``CohortRevenue``, exact and small) and a restricted one from arrays computed from the
+monthly rollups (slower, as exact). The cumulative values restricted to a set read the
+per-customer arrays of every month since the first cohort (the API's, not the page's).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
+import numpy as np
 from django.db.models import Max
+from pyroaring import BitMap
 
 from analytics import bitmaps
-from analytics.kpis import CENT, Filters, customer_set, money_ratio, ratio
+from analytics.binary_rows import binary_rows
+from analytics.customer_attributes import (
+    Lifetimes,
+    channels_now,
+    computed_lifetimes,
+    fresh_lifetimes,
+)
+from analytics.kpis import Filters, customer_set, money_ratio, ratio
 from analytics.models import CohortRevenue, MonthlyRollup
-from analytics.rollups import month_of, months_between
+from analytics.rollups import cents_to_decimal, month_of, months_between
 
 
 def _month_range(months: list[date], start_month: date | None, end_month: date | None):
@@ -83,85 +100,216 @@ def cohort_table(
     return table
 
 
-def _cells(start_month, end_month, channel):
+# --- Lifetime value -----------------------------------------------------------------------------
+
+
+def _restricted(customers: BitMap | None, channel: str | None) -> BitMap | None:
+    """``customers`` narrowed to a source channel's current customers (the shorthand)."""
+    if channel is None:
+        return customers
+    of_channel = customer_set(Filters(channel=channel))
+    return of_channel if customers is None else customers & of_channel
+
+
+def _lifetimes(customers: BitMap | None) -> Lifetimes | None:
+    """The arrays to compute from; None: read the cohort cells instead (no fresh lifetime
+    figures and no set of customers: the cells are exact and cheap)."""
+    fresh = fresh_lifetimes()
+    if fresh is None and customers is not None:
+        return computed_lifetimes()
+    return fresh
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """The customers acquired in a range of cohorts (within a set if given): ids, cohort
+    numbers and lifetime spend, aligned."""
+
+    ids: np.ndarray
+    numbers: np.ndarray
+    spend: np.ndarray
+
+    @property
+    def cents(self) -> int:
+        return int(self.spend.sum())
+
+
+def _acquired(
+    lifetimes: Lifetimes,
+    customers: BitMap | None,
+    start_month: date | None,
+    end_month: date | None,
+) -> Acquired:
+    cohorts = lifetimes.cohorts
+    if customers is None:
+        ids = np.flatnonzero(cohorts)
+    else:
+        ids = bitmaps.to_numpy(customers).astype(np.int64)
+        ids = ids[ids < cohorts.size]
+    numbers = cohorts[ids]
+    keep = numbers > 0
+    if start_month is not None:
+        keep &= numbers >= lifetimes.number_of(month_of(start_month))
+    if end_month is not None:
+        keep &= numbers <= lifetimes.number_of(month_of(end_month))
+    ids = ids[keep]
+    return Acquired(ids, numbers[keep], lifetimes.spend[ids])
+
+
+def _sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
+    """Exact int64 sums of ``cents`` per code 0..size-1."""
+    if int(np.abs(cents).sum()) < 2**53:
+        # bincount adds in float64, exact for integers while every partial sum is below 2**53.
+        return np.bincount(codes, weights=cents, minlength=size).astype(np.int64)
+    sums = np.zeros(size, dtype=np.int64)
+    np.add.at(sums, codes, cents)
+    return sums
+
+
+def _row(customers: int, cents: int) -> dict:
+    return {
+        "customers": customers,
+        "revenue": cents_to_decimal(cents),
+        "ltv": money_ratio(cents, customers),
+    }
+
+
+def _cells(start_month, end_month):
     cells = CohortRevenue.objects.all()
     if start_month:
         cells = cells.filter(cohort__gte=month_of(start_month))
     if end_month:
         cells = cells.filter(cohort__lte=month_of(end_month))
-    if channel is not None:
-        cells = cells.filter(channel=channel)
-    return cells.values_list("cohort", "month", "channel", "customers", "revenue")
+    return cells.values_list("cohort", "month", "customers", "revenue")
+
+
+def _cell_cohorts(start_month, end_month) -> tuple[dict, dict, date | None]:
+    """From the cohort cells: each cohort's size and revenue per month, and the newest month."""
+    size: dict[date, int] = defaultdict(int)
+    by_month: dict[date, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for cohort, month, customers, revenue in _cells(start_month, end_month):
+        if month == cohort:  # every member buys in the cohort's own month
+            size[cohort] += customers
+        by_month[cohort][month] += int(revenue * 100)
+    return size, by_month, CohortRevenue.objects.aggregate(m=Max("month"))["m"]
+
+
+def _cumulative(size: dict[date, int], by_month: dict, newest: date) -> dict[date, list]:
+    table = {}
+    for cohort, months in by_month.items():
+        running, cumulative = 0, []
+        for month in months_between(cohort, newest):
+            running += months.get(month, 0)
+            cumulative.append(money_ratio(running, size[cohort]))
+        table[cohort] = cumulative
+    return table
+
+
+def _monthly_revenue(lifetimes: Lifetimes, acquired: Acquired) -> tuple[dict, date | None]:
+    """Per cohort of ``acquired``, their revenue per month (from the monthly rollups' per-
+    customer arrays of every month since the first of those cohorts), and the newest month."""
+    if not acquired.ids.size:
+        return {}, None
+    member = np.zeros(lifetimes.cohorts.size, dtype=bool)
+    member[acquired.ids] = True
+    first = lifetimes.month_of(int(acquired.numbers.min()))
+    size = int(acquired.numbers.max()) + 1
+    by_month: dict[date, dict[date, int]] = defaultdict(dict)
+    newest = None
+    rows = MonthlyRollup.objects.filter(month__gte=first).order_by("month")
+    for month, active, amounts in binary_rows(rows, "month", "active", "amounts"):
+        newest = month
+        ids = bitmaps.to_numpy(bitmaps.load(active)).astype(np.int64)
+        cents = bitmaps.unpack_ints(amounts, ids.size)
+        keep = ids < member.size
+        ids, cents = ids[keep], cents[keep]
+        keep = member[ids]
+        sums = _sums(lifetimes.cohorts[ids[keep]], cents[keep], size)
+        for number in np.flatnonzero(sums):
+            by_month[lifetimes.month_of(int(number))][month] = int(sums[number])
+    return by_month, newest
 
 
 def ltv_by_cohort(
     *,
     start_month: date | None = None,
     end_month: date | None = None,
+    customers: BitMap | None = None,
     channel: str | None = None,
+    cumulative: bool = True,
 ) -> list[dict]:
-    """Per cohort (optionally only customers of one source channel): size, revenue so far,
-    LTV, and the cumulative LTV at month first+k for k = 0 up to the newest month."""
-    size: dict[date, int] = defaultdict(int)
-    by_month: dict[date, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for cohort, month, _channel, customers, revenue in _cells(start_month, end_month, channel):
-        if month == cohort:  # every member buys in the cohort's own month
-            size[cohort] += customers
-        by_month[cohort][month] += revenue
-    newest = CohortRevenue.objects.aggregate(m=Max("month"))["m"]
-    table = []
-    for cohort in sorted(by_month):
-        running, cumulative = Decimal(0), []
-        for month in months_between(cohort, newest):
-            running += by_month[cohort].get(month, Decimal(0))
-            cumulative.append(money_ratio(int(running * 100), size[cohort]))
-        table.append(
-            {
-                "cohort": cohort,
-                "customers": size[cohort],
-                "revenue": running.quantize(CENT),
-                "ltv": money_ratio(int(running * 100), size[cohort]),
-                "cumulative_ltv": cumulative,
-            }
-        )
+    """Per cohort of start_month..end_month (of the ``customers`` given, and of one current
+    source channel if given): size, revenue so far, LTV and, with ``cumulative``, the
+    cumulative LTV at month first+k for k = 0 up to the newest month."""
+    customers = _restricted(customers, channel)
+    lifetimes = _lifetimes(customers)
+    cells = None
+    if lifetimes is None or (cumulative and customers is None):
+        cells = _cell_cohorts(start_month, end_month)
+    if lifetimes is None:
+        size, by_month, _newest = cells
+        cents = {cohort: sum(months.values()) for cohort, months in by_month.items()}
+    else:
+        acquired = _acquired(lifetimes, customers, start_month, end_month)
+        width = int(acquired.numbers.max()) + 1 if acquired.ids.size else 0
+        counts = np.bincount(acquired.numbers, minlength=width)
+        sums = _sums(acquired.numbers, acquired.spend, width)
+        cohorts = [lifetimes.month_of(int(n)) for n in np.flatnonzero(counts)]
+        size = {month: int(counts[lifetimes.number_of(month)]) for month in cohorts}
+        cents = {month: int(sums[lifetimes.number_of(month)]) for month in cohorts}
+    table = [{"cohort": cohort, **_row(size[cohort], cents[cohort])} for cohort in sorted(cents)]
+    if cumulative:
+        if cells is not None:
+            by_month, newest = cells[1], cells[2]
+        else:
+            by_month, newest = _monthly_revenue(lifetimes, acquired)
+        values = _cumulative(size, by_month, newest) if newest else {}
+        for row in table:
+            row["cumulative_ltv"] = values.get(row["cohort"], [])
     return table
 
 
-def ltv_by_channel(*, start_month: date | None = None, end_month: date | None = None) -> list[dict]:
-    """Per source channel of the customers acquired in start_month..end_month: customers,
-    their revenue so far and LTV. The channel "" is customers without one."""
-    customers: dict[str, int] = defaultdict(int)
-    revenue: dict[str, Decimal] = defaultdict(Decimal)
-    for cohort, month, channel, n, amount in _cells(start_month, end_month, None):
-        if month == cohort:
-            customers[channel] += n
-        revenue[channel] += amount
-    return [
-        {
-            "channel": channel,
-            "customers": customers[channel],
-            "revenue": revenue[channel].quantize(CENT),
-            "ltv": money_ratio(int(revenue[channel] * 100), customers[channel]),
-        }
-        for channel in sorted(revenue)
+def ltv_by_channel(
+    *,
+    start_month: date | None = None,
+    end_month: date | None = None,
+    customers: BitMap | None = None,
+) -> list[dict]:
+    """Per current source channel of the customers acquired in start_month..end_month (of
+    the ``customers`` given): customers, their revenue so far and LTV. The channel "" is
+    customers without one."""
+    lifetimes = computed_lifetimes()
+    acquired = _acquired(lifetimes, customers, start_month, end_month)
+    codes, values = channels_now()
+    # Customers beyond the channel arrays (none, short of a race with a new customer) and
+    # their codes count as "" (code 0).
+    known = np.zeros(max(lifetimes.cohorts.size, codes.size), dtype=np.int64)
+    known[: codes.size] = codes
+    of = known[acquired.ids]
+    counts = np.bincount(of, minlength=len(values))
+    sums = _sums(of, acquired.spend, len(values))
+    rows = [
+        {"channel": values[code], **_row(int(counts[code]), int(sums[code]))}
+        for code in np.flatnonzero(counts)
     ]
+    return sorted(rows, key=lambda row: row["channel"])
 
 
 def average_ltv(
     *,
     start_month: date | None = None,
     end_month: date | None = None,
+    customers: BitMap | None = None,
     channel: str | None = None,
 ) -> dict:
-    """The customers acquired in start_month..end_month (of one source channel if given)
-    together: how many, their revenue so far, and the average LTV."""
-    rows = ltv_by_channel(start_month=start_month, end_month=end_month)
-    if channel is not None:
-        rows = [row for row in rows if row["channel"] == channel]
-    customers = sum(r["customers"] for r in rows)
-    revenue = sum((r["revenue"] for r in rows), Decimal(0))
-    return {
-        "customers": customers,
-        "revenue": revenue.quantize(CENT),
-        "ltv": money_ratio(int(revenue * 100), customers),
-    }
+    """The customers acquired in start_month..end_month (of the ``customers`` given, and of
+    one current source channel if given) together: how many, their revenue so far, and the
+    average LTV."""
+    customers = _restricted(customers, channel)
+    lifetimes = _lifetimes(customers)
+    if lifetimes is None:
+        size, by_month, _newest = _cell_cohorts(start_month, end_month)
+        cents = sum(sum(months.values()) for months in by_month.values())
+        return _row(sum(size.values()), cents)
+    acquired = _acquired(lifetimes, customers, start_month, end_month)
+    return _row(int(acquired.ids.size), acquired.cents)

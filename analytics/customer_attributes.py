@@ -11,6 +11,12 @@ index range); attribute edits and erasures of older customers show with the next
 (the refresh runs every few minutes), as the filters' former five-minute cache did. A
 snapshot older than ``STALE_AFTER`` (the refresh task stopped) is not used: the callers fall
 back to querying the customers table.
+
+Lifetime figures (``analytics.models.CustomerLifetime``), rebuilt with the snapshot: every
+customer's acquisition cohort and completed spend ever, derived from the monthly rollups, so
+that LTV restricted to any set of customers is a mask over two arrays. They are used only
+while the rollups are still the version they were computed from; otherwise the same arrays
+are computed from the rollups (slower, as exact).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from analytics import bitmaps
-from analytics.models import CustomerSnapshot
+from analytics.binary_rows import binary_rows
+from analytics.models import CustomerLifetime, CustomerSnapshot, MonthlyRollup, RollupState
 from analytics.rollups import analytics_timezone
 from customers.models import Customer
 
@@ -99,17 +106,20 @@ def _arrays(rows, size: int, values: dict[str, list[str]]) -> Attributes:
     return Attributes(created, erased, prefectures, channels, values)
 
 
+def _from_table() -> tuple[int, Attributes]:
+    """Every customer's attributes read from the customers table, and the last id read."""
+    max_id = Customer.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    values: dict[str, list[str]] = {"prefecture": [""], "channel": [""]}
+    rows = _rows(Customer.objects.filter(id__lte=max_id)).iterator(chunk_size=CHUNK)
+    return max_id, _arrays(rows, max_id + 1, values)
+
+
 @transaction.atomic
 def snapshot_customers() -> CustomerSnapshot:
     """Rebuild the snapshot from the customers table (the refresh task calls it)."""
     built_at = timezone.now()
-    max_id = Customer.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    values: dict[str, list[str]] = {"prefecture": [""], "channel": [""]}
-    attributes = _arrays(
-        _rows(Customer.objects.filter(id__lte=max_id)).iterator(chunk_size=CHUNK),
-        max_id + 1,
-        values,
-    )
+    max_id, attributes = _from_table()
+    values = attributes.values
     # Stored narrow (a page load reads them): creation days as offsets from the first one,
     # erasures as (id, erasure day, creation day) of the few erased customers, codes in bytes
     # when they fit; and how many customers were created each day, for the count of all
@@ -216,3 +226,143 @@ def customers_on_record(ends: list[date]) -> dict[date, int] | None:
         late = sum(1 for c, e in newer if c <= day and not (e and e <= day))
         counts[end] = created - gone + late
     return counts
+
+
+def channels_now() -> tuple[np.ndarray, list[str]]:
+    """Every customer's current source channel: codes indexed by customer id and the value of
+    each code (0 is ""), from the snapshot, or without a recent one from the customers table
+    (slow at a million customers, as exact)."""
+    attributes = current_attributes()
+    if attributes is None:
+        _max_id, attributes = _from_table()
+    return attributes.channels, attributes.values["channel"]
+
+
+# --- Lifetime figures (LTV) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """Arrays indexed by customer id: acquisition cohort and completed spend ever."""
+
+    first_month: date | None  # the month of cohort number 1
+    cohorts: np.ndarray  # months from first_month to the first purchase's, plus one; 0: none
+    spend: np.ndarray  # int64, minor units
+
+    def number_of(self, month: date) -> int:
+        """The cohort number of ``month`` (below 1 before the first month)."""
+        if self.first_month is None:
+            return 0
+        first = self.first_month
+        return (month.year - first.year) * 12 + month.month - first.month + 1
+
+    def month_of(self, number: int) -> date:
+        months = self.first_month.year * 12 + self.first_month.month - 1 + number - 1
+        return date(months // 12, months % 12 + 1, 1)
+
+
+def _rollup_state() -> tuple:
+    """(version, refreshed_at) of the rollups: every refresh or rebuild changes both."""
+    return RollupState.objects.filter(id=1).values_list("version", "refreshed_at").first() or (
+        0,
+        None,
+    )
+
+
+def lifetime_arrays() -> Lifetimes:
+    """Every customer's cohort and lifetime spend computed from the monthly rollups: each
+    month's first buyers are its cohort, the months' per-customer amounts add up to the
+    spend (the same purchases, days and customers as the cohort cells)."""
+    rows = binary_rows(
+        MonthlyRollup.objects.order_by("month"), "month", "active", "amounts", "first_buyers"
+    )
+    months = []
+    for month, active, amounts, first in rows:
+        ids = bitmaps.to_numpy(bitmaps.load(active))
+        cents = bitmaps.unpack_ints(amounts, ids.size)
+        months.append((month, ids, cents, bitmaps.to_numpy(bitmaps.load(first))))
+    if not months:
+        empty = np.zeros(0, dtype=np.int64)
+        return Lifetimes(None, empty, empty)
+    size = 1 + max((int(ids[-1]) for _m, ids, _c, _f in months if ids.size), default=0)
+    lifetimes = Lifetimes(
+        months[0][0], np.zeros(size, dtype=np.int32), np.zeros(size, dtype=np.int64)
+    )
+    for month, ids, cents, first in months:
+        # Ids are unique within a month: a plain fancy-indexed add is exact.
+        lifetimes.spend[ids] += cents
+        lifetimes.cohorts[first] = lifetimes.number_of(month)
+    return lifetimes
+
+
+@transaction.atomic
+def snapshot_lifetimes() -> CustomerLifetime:
+    """Rebuild the lifetime figures from the rollups (the refresh task calls it after the
+    snapshot)."""
+    # Read before the rollups: a refresh committed in between leaves the row labelled older
+    # than what it holds, so ignored as stale, never the reverse.
+    version, _refreshed_at = _rollup_state()
+    lifetimes = lifetime_arrays()
+    row, _created = CustomerLifetime.objects.update_or_create(
+        id=1,
+        defaults={
+            "built_at": timezone.now(),
+            "rollup_version": version,
+            "max_customer_id": lifetimes.cohorts.size - 1,
+            "first_month": lifetimes.first_month,
+            "cohorts": bitmaps.pack_ints(lifetimes.cohorts),
+            "spend": bitmaps.pack_ints(lifetimes.spend),
+        },
+    )
+    return row
+
+
+_lifetime_lock = threading.Lock()
+
+
+def _stored_lifetimes(version: int) -> Lifetimes:
+    # A binary COPY: megabytes of arrays without the hex encoding of a SELECT.
+    queryset = CustomerLifetime.objects.filter(id=1, rollup_version=version)
+    (found,) = binary_rows(queryset, "max_customer_id", "first_month", "cohorts", "spend")
+    max_id, first_month, cohorts, spend = found
+    return Lifetimes(
+        first_month,
+        bitmaps.unpack_ints(cohorts, max_id + 1).astype(np.int32),
+        bitmaps.unpack_ints(spend, max_id + 1).astype(np.int64),
+    )
+
+
+def fresh_lifetimes() -> Lifetimes | None:
+    """The stored lifetime figures if computed from the current rollups (None otherwise),
+    loaded once per process while unchanged."""
+    version, _refreshed_at = _rollup_state()
+    built = (
+        CustomerLifetime.objects.filter(id=1, rollup_version=version)
+        .values_list("built_at", flat=True)
+        .first()
+    )
+    if built is None:
+        return None
+    return _kept(("stored", version, built), lambda: _stored_lifetimes(version))
+
+
+def computed_lifetimes() -> Lifetimes:
+    """The lifetime figures of the current rollups: the stored ones when fresh, else computed
+    from the rollups (every month's per-customer arrays; kept per process until the next
+    refresh)."""
+    fresh = fresh_lifetimes()
+    if fresh is not None:
+        return fresh
+    # Keyed by the refresh time too: a version number alone can come back (a restored
+    # database, the tests' rolled-back transactions).
+    return _kept(("computed", *_rollup_state()), lifetime_arrays)
+
+
+def _kept(stamp: tuple, load) -> Lifetimes:
+    with _lifetime_lock:
+        cached = _loaded.get("lifetimes")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        lifetimes = load()
+        _loaded["lifetimes"] = (stamp, lifetimes)
+        return lifetimes

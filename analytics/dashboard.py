@@ -6,9 +6,8 @@ and the CSV download writes the same cells (``Table.csv_value``), so the two can
 ``build_dashboard`` runs every section and records the time each took (the page sends them
 as a Server-Timing header, the benchmark prints them).
 
-Filters: the KPIs, Pareto, deciles and cohort retention follow all three (prefecture,
-channel, segment); LTV follows the channel only (its cells are kept per acquisition cohort
-and channel); the RFM grid is the latest scoring run's, for all scored customers.
+Filters: the KPIs, Pareto, deciles, cohort retention and LTV follow all three (prefecture,
+channel, segment); the RFM grid is the latest scoring run's, for all scored customers.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from analytics.breakdowns import DIMENSIONS, purchase_timing, revenue_by, top_cu
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
 from analytics.deciles import deciles_of, pareto_of
 from analytics.definitions import COUNT, MONEY, NUMBER, RATE
-from analytics.kpis import Filters, Period, kpis_with_comparisons, prime_filter
+from analytics.kpis import Filters, Period, customer_set, kpis_with_comparisons, prime_filter
 from analytics.period_spend import spend_ranked
 from analytics.rollups import month_of
 from crm.templatetags.crm_tags import money
@@ -162,7 +161,7 @@ def _average_ltv(period: Period, filters: Filters) -> Decimal | None:
     return average_ltv(
         start_month=month_of(period.start),
         end_month=month_of(period.end),
-        channel=filters.channel,
+        customers=customer_set(filters),
     )["ltv"]
 
 
@@ -411,10 +410,12 @@ def channel_label(channel: str) -> str:
 
 def ltv_section(period: Period, filters: Filters) -> dict:
     first, last = cohort_months(period)
-    by_cohort = ltv_by_cohort(start_month=first, end_month=last, channel=filters.channel)
-    by_channel = ltv_by_channel(start_month=first, end_month=last)
-    if filters.channel is not None:
-        by_channel = [row for row in by_channel if row["channel"] == filters.channel]
+    customers = customer_set(filters)
+    # The cumulative values are the API's: the page shows each cohort's LTV so far.
+    by_cohort = ltv_by_cohort(
+        start_month=first, end_month=last, customers=customers, cumulative=False
+    )
+    by_channel = ltv_by_channel(start_month=first, end_month=last, customers=customers)
     cohort_rows = Table(
         "ltv_cohorts",
         _("LTV by acquisition cohort"),

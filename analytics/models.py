@@ -355,3 +355,35 @@ class BreakdownCell(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.dimension}={self.key}"
+
+
+class CustomerLifetime(models.Model):
+    """The single row of every customer's acquisition cohort and lifetime completed spend, as
+    numpy arrays indexed by customer id (``analytics.customer_attributes``), derived from the
+    monthly rollups of ``rollup_version``: LTV restricted to any set of customers is a mask
+    over these, where the cohort cells cannot be split by customer. Apart from
+    ``CustomerSnapshot`` so that the readers of filters alone do not load it; rebuilt with
+    the snapshot, and ignored once the rollups have moved on to another version."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    built_at = models.DateTimeField(_("built at"))
+    # RollupState.version of the rollups the arrays were computed from.
+    rollup_version = models.PositiveIntegerField(_("rollup version"))
+    # The arrays' length minus one.
+    max_customer_id = models.BigIntegerField(_("last customer id"))
+    # Month of cohort 1 (the oldest month with purchases); None without any purchase.
+    first_month = models.DateField(_("first cohort"), null=True, blank=True)
+    # Per customer id (bitmaps.pack_ints): months from first_month to the customer's first
+    # completed purchase plus one (0: none yet), and completed spend ever in minor units.
+    cohorts = models.BinaryField(_("cohorts"), editable=False)
+    spend = models.BinaryField(_("lifetime spend"), editable=False)
+
+    class Meta:
+        verbose_name = _("customer lifetime figures")
+        verbose_name_plural = _("customer lifetime figures")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="analytics_customer_lifetime_one")
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Lifetime figures as of %(when)s") % {"when": self.built_at})
