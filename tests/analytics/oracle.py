@@ -256,3 +256,49 @@ def top_customers(start: date, end: date, members=None, limit: int = 20) -> list
         rows.append((int(customer), len(group), cents(sum(group["total"], Decimal(0))), last))
     rows.sort(key=lambda row: (-row[2], row[0]))
     return rows[:limit]
+
+
+def ltv_of(purchases, channel_of: dict[int, str], members=None, first_month=None, last_month=None):
+    """``ltv`` of the customers in ``members`` (None: everyone) acquired in the months
+    first_month..last_month (None: unbounded), and all of them together as (customers,
+    revenue, average LTV)."""
+    done = [p for p in purchases if p.completed and (members is None or p.customer in members)]
+    first = {}
+    for p in done:
+        first[p.customer] = min(first.get(p.customer, p.day), p.day)
+    acquired = {
+        c
+        for c, d in first.items()
+        if (first_month is None or _month(d) >= first_month)
+        and (last_month is None or _month(d) <= last_month)
+    }
+    chosen = [p for p in done if p.customer in acquired]
+    by_cohort, by_channel = ltv(chosen, channel_of)
+    revenue = sum((p.total for p in chosen), Decimal(0))
+    average = (len(acquired), cents(revenue), cents(revenue / len(acquired)) if acquired else None)
+    return by_cohort, by_channel, average
+
+
+def cumulative_ltv(purchases, members=None) -> dict[date, list[Decimal]]:
+    """Per cohort of ``members`` (None: everyone): the LTV counting the purchases up to month
+    first+k, for k = 0 up to the newest month with a completed purchase (anyone's)."""
+    done = [p for p in purchases if p.completed]
+    newest = max(_month(p.day) for p in done)
+    first = {}
+    for p in done:
+        first[p.customer] = min(first.get(p.customer, p.day), p.day)
+    table = {}
+    for cohort in sorted({_month(d) for c, d in first.items() if members is None or c in members}):
+        group = {c for c, d in first.items() if _month(d) == cohort}
+        if members is not None:
+            group &= set(members)
+        values, month = [], cohort
+        while month <= newest:
+            spent = sum(
+                (p.total for p in done if p.customer in group and _month(p.day) <= month),
+                Decimal(0),
+            )
+            values.append(cents(spent / len(group)))
+            month = (month + timedelta(days=32)).replace(day=1)
+        table[cohort] = values
+    return table
