@@ -122,16 +122,21 @@ def _lifetimes(customers: BitMap | None) -> Lifetimes | None:
 
 @dataclass(frozen=True)
 class Acquired:
-    """The customers acquired in a range of cohorts (within a set if given): ids, cohort
+    """The customers acquired in a range of cohorts (within a set if given): ``pick`` selects
+    them from any array indexed by customer id (ids, or a mask of every id), and their cohort
     numbers and lifetime spend, aligned."""
 
-    ids: np.ndarray
+    pick: np.ndarray
     numbers: np.ndarray
     spend: np.ndarray
 
     @property
+    def count(self) -> int:
+        return int(self.numbers.size)
+
+    @property
     def cents(self) -> int:
-        return int(self.spend.sum())
+        return int(self.spend.sum(dtype=np.int64))
 
 
 def _acquired(
@@ -141,24 +146,27 @@ def _acquired(
     end_month: date | None,
 ) -> Acquired:
     cohorts = lifetimes.cohorts
+    low = lifetimes.number_of(month_of(start_month)) if start_month else 1
+    high = lifetimes.number_of(month_of(end_month)) if end_month else None
     if customers is None:
-        ids = np.flatnonzero(cohorts)
-    else:
-        ids = bitmaps.to_numpy(customers).astype(np.int64)
-        ids = ids[ids < cohorts.size]
+        # Everyone: a mask over the whole arrays, cheaper than the ids of a million buyers.
+        pick = cohorts >= max(low, 1)
+        if high is not None:
+            pick &= cohorts <= high
+        return Acquired(pick, cohorts[pick], lifetimes.spend[pick])
+    ids = bitmaps.to_numpy(customers)
+    ids = ids[ids < cohorts.size]
     numbers = cohorts[ids]
-    keep = numbers > 0
-    if start_month is not None:
-        keep &= numbers >= lifetimes.number_of(month_of(start_month))
-    if end_month is not None:
-        keep &= numbers <= lifetimes.number_of(month_of(end_month))
-    ids = ids[keep]
-    return Acquired(ids, numbers[keep], lifetimes.spend[ids])
+    keep = numbers >= max(low, 1)
+    if high is not None:
+        keep &= numbers <= high
+    pick = ids[keep]
+    return Acquired(pick, numbers[keep], lifetimes.spend[pick])
 
 
 def _sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
     """Exact int64 sums of ``cents`` per code 0..size-1."""
-    if int(np.abs(cents).sum()) < 2**53:
+    if int(np.abs(cents).sum(dtype=np.int64)) < 2**53:
         # bincount adds in float64, exact for integers while every partial sum is below 2**53.
         return np.bincount(codes, weights=cents, minlength=size).astype(np.int64)
     sums = np.zeros(size, dtype=np.int64)
@@ -208,10 +216,10 @@ def _cumulative(size: dict[date, int], by_month: dict, newest: date) -> dict[dat
 def _monthly_revenue(lifetimes: Lifetimes, acquired: Acquired) -> tuple[dict, date | None]:
     """Per cohort of ``acquired``, their revenue per month (from the monthly rollups' per-
     customer arrays of every month since the first of those cohorts), and the newest month."""
-    if not acquired.ids.size:
+    if not acquired.count:
         return {}, None
     member = np.zeros(lifetimes.cohorts.size, dtype=bool)
-    member[acquired.ids] = True
+    member[acquired.pick] = True
     first = lifetimes.month_of(int(acquired.numbers.min()))
     size = int(acquired.numbers.max()) + 1
     by_month: dict[date, dict[date, int]] = defaultdict(dict)
@@ -251,7 +259,7 @@ def ltv_by_cohort(
         cents = {cohort: sum(months.values()) for cohort, months in by_month.items()}
     else:
         acquired = _acquired(lifetimes, customers, start_month, end_month)
-        width = int(acquired.numbers.max()) + 1 if acquired.ids.size else 0
+        width = int(acquired.numbers.max()) + 1 if acquired.count else 0
         counts = np.bincount(acquired.numbers, minlength=width)
         sums = _sums(acquired.numbers, acquired.spend, width)
         cohorts = [lifetimes.month_of(int(n)) for n in np.flatnonzero(counts)]
@@ -281,11 +289,12 @@ def ltv_by_channel(
     lifetimes = computed_lifetimes()
     acquired = _acquired(lifetimes, customers, start_month, end_month)
     codes, values = channels_now()
-    # Customers beyond the channel arrays (none, short of a race with a new customer) and
-    # their codes count as "" (code 0).
-    known = np.zeros(max(lifetimes.cohorts.size, codes.size), dtype=np.int64)
-    known[: codes.size] = codes
-    of = known[acquired.ids]
+    size = lifetimes.cohorts.size
+    if codes.size < size:
+        # Buyers beyond the channel arrays (none, short of a race with a new customer)
+        # count as "" (code 0).
+        codes = np.concatenate([codes, np.zeros(size - codes.size, dtype=codes.dtype)])
+    of = codes[:size][acquired.pick]
     counts = np.bincount(of, minlength=len(values))
     sums = _sums(of, acquired.spend, len(values))
     rows = [
@@ -312,4 +321,4 @@ def average_ltv(
         cents = sum(sum(months.values()) for months in by_month.values())
         return _row(sum(size.values()), cents)
     acquired = _acquired(lifetimes, customers, start_month, end_month)
-    return _row(int(acquired.ids.size), acquired.cents)
+    return _row(acquired.count, acquired.cents)

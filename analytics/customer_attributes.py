@@ -27,6 +27,7 @@ from datetime import date, timedelta
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -232,10 +233,48 @@ def channels_now() -> tuple[np.ndarray, list[str]]:
     """Every customer's current source channel: codes indexed by customer id and the value of
     each code (0 is ""), from the snapshot, or without a recent one from the customers table
     (slow at a million customers, as exact)."""
-    attributes = current_attributes()
-    if attributes is None:
+    stamp = CustomerSnapshot.objects.values_list("built_at", "max_customer_id").first()
+    found = None
+    if stamp is not None and timezone.now() - stamp[0] <= STALE_AFTER:
+        found = _snapshot_channels(stamp)
+    if found is None:
         _max_id, attributes = _from_table()
-    return attributes.channels, attributes.values["channel"]
+        return attributes.channels, attributes.values["channel"]
+    codes, values = found
+    newer = list(Customer.objects.filter(id__gt=stamp[1]).values_list("id", "channel"))
+    if not newer:
+        return codes, values
+    # Customers created since the snapshot, as in current_attributes (copies: the loaded
+    # arrays stay as they were).
+    values = list(values)
+    extended = np.zeros(max(codes.size, max(cid for cid, _c in newer) + 1), dtype=np.uint16)
+    extended[: codes.size] = codes
+    for cid, channel in newer:
+        if channel not in values:
+            values.append(channel)
+        extended[cid] = values.index(channel)
+    return extended, values
+
+
+def _snapshot_channels(stamp: tuple) -> tuple[np.ndarray, list[str]] | None:
+    """The snapshot's channel codes and values (None if it was just rebuilt): from the whole
+    snapshot when loaded already, else its channel column alone (a page without filters
+    needs nothing else of it)."""
+    with _lock:
+        cached = _loaded.get("snapshot")
+        if cached is not None and cached[0] == stamp:
+            return cached[1].channels, cached[1].values["channel"]
+        cached = _loaded.get("channels")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        row = CustomerSnapshot.objects.filter(id=1, built_at=stamp[0])
+        found = list(binary_rows(row, "channels"))
+        values = row.values_list("values__channel", flat=True).first()
+        if not found or values is None:
+            return None
+        codes = bitmaps.unpack_ints(found[0][0], stamp[1] + 1)
+        _loaded["channels"] = (stamp, (codes, values))
+        return codes, values
 
 
 # --- Lifetime figures (LTV) -------------------------------------------------------------------
@@ -247,7 +286,7 @@ class Lifetimes:
 
     first_month: date | None  # the month of cohort number 1
     cohorts: np.ndarray  # months from first_month to the first purchase's, plus one; 0: none
-    spend: np.ndarray  # int64, minor units
+    spend: np.ndarray  # minor units (narrowest integer type holding them; sums are int64)
 
     def number_of(self, month: date) -> int:
         """The cohort number of ``month`` (below 1 before the first month)."""
@@ -325,25 +364,26 @@ def _stored_lifetimes(version: int) -> Lifetimes:
     queryset = CustomerLifetime.objects.filter(id=1, rollup_version=version)
     (found,) = binary_rows(queryset, "max_customer_id", "first_month", "cohorts", "spend")
     max_id, first_month, cohorts, spend = found
+    # Views of the received bytes in their stored (narrow) types: no copy at all.
     return Lifetimes(
         first_month,
-        bitmaps.unpack_ints(cohorts, max_id + 1).astype(np.int32),
-        bitmaps.unpack_ints(spend, max_id + 1).astype(np.int64),
+        bitmaps.unpack_ints(cohorts, max_id + 1),
+        bitmaps.unpack_ints(spend, max_id + 1),
     )
 
 
 def fresh_lifetimes() -> Lifetimes | None:
     """The stored lifetime figures if computed from the current rollups (None otherwise),
     loaded once per process while unchanged."""
-    version, _refreshed_at = _rollup_state()
-    built = (
-        CustomerLifetime.objects.filter(id=1, rollup_version=version)
-        .values_list("built_at", flat=True)
+    current = RollupState.objects.filter(id=1).values("version")
+    found = (
+        CustomerLifetime.objects.filter(id=1, rollup_version=Subquery(current))
+        .values_list("rollup_version", "built_at")
         .first()
     )
-    if built is None:
+    if found is None:
         return None
-    return _kept(("stored", version, built), lambda: _stored_lifetimes(version))
+    return _kept(("stored", *found), lambda: _stored_lifetimes(found[0]))
 
 
 def computed_lifetimes() -> Lifetimes:

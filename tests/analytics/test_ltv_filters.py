@@ -215,3 +215,17 @@ def test_the_api_accepts_the_filters(store, segment, sales, lifetimes):
     missing = api.get("/api/v1/analytics/ltv/", {"segment": segment.pk + 1000})
     assert missing.status_code == 404
     assert api.get("/api/v1/analytics/ltv/", {"prefecture": "zz"}).status_code == 400
+
+
+def test_a_buyer_created_after_the_snapshot_counts_under_their_channel(store, shop):
+    build(lifetimes=True)
+    late = shop.customer("late", prefecture="13", channel="line")
+    shop.buy(late, jst(2026, 6, 10, 9), "700")
+    refresh_rollups()
+    snapshot_lifetimes()  # the customer snapshot is still the one before them
+    assert fresh_lifetimes() is not None
+    assert figures(ltv_by_channel(), "channel")["line"][0] == 2  # c4 and them
+    assert_ltv_equals_oracle(None, None)
+    tokyo = Filters(prefecture="13")
+    assert late.pk in customer_set(tokyo)
+    assert_ltv_equals_oracle(customer_set(tokyo), members_of(tokyo))

@@ -117,11 +117,12 @@ def setup(with_rfm: bool) -> tuple[int, int | None]:
 
     # What the refresh task does every few minutes: a fresh customer snapshot (filters and
     # customer counts read it; one older than its limit would be ignored).
-    from analytics.customer_attributes import snapshot_customers
+    from analytics.customer_attributes import snapshot_customers, snapshot_lifetimes
     from segments.models import Segment, SegmentKind
 
     started = time.perf_counter()
     snapshot_customers()
+    snapshot_lifetimes()  # and the lifetime arrays LTV reads, built with it
     print(f"setup: customer snapshot in {time.perf_counter() - started:.1f} s")
     Segment.objects.filter(name=SEGMENT_NAME).delete()
     segment = Segment.objects.create(name=SEGMENT_NAME, kind=SegmentKind.STATIC)
