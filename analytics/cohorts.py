@@ -8,8 +8,11 @@ up to month first+k for the k-th cumulative value) / the cohort's size.
 LTV follows any set of customers (a filter's ``customer_set``) and groups by the customers'
 source channel as it is now: it is computed from every customer's cohort and lifetime spend
 (``customer_attributes.Lifetimes``, arrays indexed by customer id), masked by the set. Without
-lifetime figures built from the current rollups, an unrestricted table is read from the cohort
-cells (``CohortRevenue``, exact and small) and a restricted one from arrays computed from the
+a set, the same figures come from their sums per cohort and channel stored with the arrays
+(``customer_attributes.LifetimeTotals``, a few hundred numbers where the arrays are megabytes);
+by channel only while those sums' customer snapshot is the current one. Without lifetime
+figures built from the current rollups, an unrestricted table is read from the cohort cells
+(``CohortRevenue``, exact and small) and a restricted one from arrays computed from the
 monthly rollups (slower, as exact). The cumulative values restricted to a set read the
 per-customer arrays of every month since the first cohort (the API's, not the page's).
 """
@@ -27,10 +30,15 @@ from pyroaring import BitMap
 from analytics import bitmaps
 from analytics.binary_rows import binary_rows
 from analytics.customer_attributes import (
+    CohortNumbers,
     Lifetimes,
+    LifetimeTotals,
+    channel_totals,
     channels_now,
     computed_lifetimes,
+    exact_sums,
     fresh_lifetimes,
+    fresh_totals,
 )
 from analytics.kpis import Filters, customer_set, money_ratio, ratio
 from analytics.models import CohortRevenue, MonthlyRollup
@@ -139,6 +147,16 @@ class Acquired:
         return int(self.spend.sum(dtype=np.int64))
 
 
+def _number_range(
+    numbers: CohortNumbers, start_month: date | None, end_month: date | None
+) -> tuple[int, int | None]:
+    """The cohort numbers of start_month..end_month: first (at least 1: 0 is no cohort) and
+    last (None: no end)."""
+    low = numbers.number_of(month_of(start_month)) if start_month else 1
+    high = numbers.number_of(month_of(end_month)) if end_month else None
+    return max(low, 1), high
+
+
 def _acquired(
     lifetimes: Lifetimes,
     customers: BitMap | None,
@@ -146,32 +164,48 @@ def _acquired(
     end_month: date | None,
 ) -> Acquired:
     cohorts = lifetimes.cohorts
-    low = lifetimes.number_of(month_of(start_month)) if start_month else 1
-    high = lifetimes.number_of(month_of(end_month)) if end_month else None
+    low, high = _number_range(lifetimes, start_month, end_month)
     if customers is None:
         # Everyone: a mask over the whole arrays, cheaper than the ids of a million buyers.
-        pick = cohorts >= max(low, 1)
+        pick = cohorts >= low
         if high is not None:
             pick &= cohorts <= high
         return Acquired(pick, cohorts[pick], lifetimes.spend[pick])
     ids = bitmaps.to_numpy(customers)
     ids = ids[ids < cohorts.size]
     numbers = cohorts[ids]
-    keep = numbers >= max(low, 1)
+    keep = numbers >= low
     if high is not None:
         keep &= numbers <= high
     pick = ids[keep]
     return Acquired(pick, numbers[keep], lifetimes.spend[pick])
 
 
-def _sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
-    """Exact int64 sums of ``cents`` per code 0..size-1."""
-    if int(np.abs(cents).sum(dtype=np.int64)) < 2**53:
-        # bincount adds in float64, exact for integers while every partial sum is below 2**53.
-        return np.bincount(codes, weights=cents, minlength=size).astype(np.int64)
-    sums = np.zeros(size, dtype=np.int64)
-    np.add.at(sums, codes, cents)
-    return sums
+def _in_range(totals: LifetimeTotals, rows: list[tuple], start_month, end_month) -> list[tuple]:
+    """The ``rows`` (cohort number first) of the cohorts of start_month..end_month."""
+    low, high = _number_range(totals, start_month, end_month)
+    return [row for row in rows if row[0] >= low and (high is None or row[0] <= high)]
+
+
+def _totals_by_cohort(totals: LifetimeTotals, start_month, end_month) -> tuple[dict, dict]:
+    """From the stored totals: each cohort's size and revenue so far."""
+    size: dict[date, int] = defaultdict(int)
+    cents: dict[date, int] = defaultdict(int)
+    for number, customers, spend in _in_range(totals, totals.per_cohort(), start_month, end_month):
+        size[totals.month_of(number)] += customers
+        cents[totals.month_of(number)] += spend
+    return size, cents
+
+
+def _arrays_by_cohort(lifetimes: Lifetimes, acquired: Acquired) -> tuple[dict, dict]:
+    """From the arrays: each cohort's size and revenue so far, of the ``acquired``."""
+    width = int(acquired.numbers.max()) + 1 if acquired.count else 0
+    counts = np.bincount(acquired.numbers, minlength=width)
+    sums = exact_sums(acquired.numbers, acquired.spend, width)
+    numbers = np.flatnonzero(counts)
+    size = {lifetimes.month_of(int(n)): int(counts[n]) for n in numbers}
+    cents = {lifetimes.month_of(int(n)): int(sums[n]) for n in numbers}
+    return size, cents
 
 
 def _row(customers: int, cents: int) -> dict:
@@ -232,7 +266,7 @@ def _monthly_revenue(lifetimes: Lifetimes, acquired: Acquired) -> tuple[dict, da
         keep = ids < member.size
         ids, cents = ids[keep], cents[keep]
         keep = member[ids]
-        sums = _sums(lifetimes.cohorts[ids[keep]], cents[keep], size)
+        sums = exact_sums(lifetimes.cohorts[ids[keep]], cents[keep], size)
         for number in np.flatnonzero(sums):
             by_month[lifetimes.month_of(int(number))][month] = int(sums[number])
     return by_month, newest
@@ -250,24 +284,23 @@ def ltv_by_cohort(
     source channel if given): size, revenue so far, LTV and, with ``cumulative``, the
     cumulative LTV at month first+k for k = 0 up to the newest month."""
     customers = _restricted(customers, channel)
-    lifetimes = _lifetimes(customers)
+    # Everyone: the stored totals, when fresh, hold all the table needs but the cumulative.
+    totals = fresh_totals() if customers is None else None
+    lifetimes = _lifetimes(customers) if totals is None else None
     cells = None
-    if lifetimes is None or (cumulative and customers is None):
+    if (totals is None and lifetimes is None) or (cumulative and customers is None):
         cells = _cell_cohorts(start_month, end_month)
-    if lifetimes is None:
+    if totals is not None:
+        size, cents = _totals_by_cohort(totals, start_month, end_month)
+    elif lifetimes is None:
         size, by_month, _newest = cells
         cents = {cohort: sum(months.values()) for cohort, months in by_month.items()}
     else:
         acquired = _acquired(lifetimes, customers, start_month, end_month)
-        width = int(acquired.numbers.max()) + 1 if acquired.count else 0
-        counts = np.bincount(acquired.numbers, minlength=width)
-        sums = _sums(acquired.numbers, acquired.spend, width)
-        cohorts = [lifetimes.month_of(int(n)) for n in np.flatnonzero(counts)]
-        size = {month: int(counts[lifetimes.number_of(month)]) for month in cohorts}
-        cents = {month: int(sums[lifetimes.number_of(month)]) for month in cohorts}
+        size, cents = _arrays_by_cohort(lifetimes, acquired)
     table = [{"cohort": cohort, **_row(size[cohort], cents[cohort])} for cohort in sorted(cents)]
     if cumulative:
-        if cells is not None:
+        if cells is not None:  # always so without a set of customers
             by_month, newest = cells[1], cells[2]
         else:
             by_month, newest = _monthly_revenue(lifetimes, acquired)
@@ -286,6 +319,10 @@ def ltv_by_channel(
     """Per current source channel of the customers acquired in start_month..end_month (of
     the ``customers`` given): customers, their revenue so far and LTV. The channel "" is
     customers without one."""
+    if customers is None:
+        rows = _channels_from_totals(start_month, end_month)
+        if rows is not None:
+            return rows
     lifetimes = computed_lifetimes()
     acquired = _acquired(lifetimes, customers, start_month, end_month)
     codes, values = channels_now()
@@ -296,12 +333,27 @@ def ltv_by_channel(
         codes = np.concatenate([codes, np.zeros(size - codes.size, dtype=codes.dtype)])
     of = codes[:size][acquired.pick]
     counts = np.bincount(of, minlength=len(values))
-    sums = _sums(of, acquired.spend, len(values))
+    sums = exact_sums(of, acquired.spend, len(values))
     rows = [
         {"channel": values[code], **_row(int(counts[code]), int(sums[code]))}
         for code in np.flatnonzero(counts)
     ]
     return sorted(rows, key=lambda row: row["channel"])
+
+
+def _channels_from_totals(start_month, end_month) -> list[dict] | None:
+    """ltv_by_channel of everyone from the stored totals (None when they are not fresh or
+    not grouped by the current customer snapshot's channels)."""
+    totals = fresh_totals()
+    rows = channel_totals(totals) if totals is not None else None
+    if rows is None:
+        return None
+    size: dict[str, int] = defaultdict(int)
+    cents: dict[str, int] = defaultdict(int)
+    for _number, channel, customers, spend in _in_range(totals, rows, start_month, end_month):
+        size[channel] += customers
+        cents[channel] += spend
+    return [{"channel": channel, **_row(size[channel], cents[channel])} for channel in sorted(size)]
 
 
 def average_ltv(
@@ -315,6 +367,10 @@ def average_ltv(
     one current source channel if given) together: how many, their revenue so far, and the
     average LTV."""
     customers = _restricted(customers, channel)
+    totals = fresh_totals() if customers is None else None
+    if totals is not None:
+        size, cents = _totals_by_cohort(totals, start_month, end_month)
+        return _row(sum(size.values()), sum(cents.values()))
     lifetimes = _lifetimes(customers)
     if lifetimes is None:
         size, by_month, _newest = _cell_cohorts(start_month, end_month)

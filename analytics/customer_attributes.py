@@ -16,7 +16,9 @@ Lifetime figures (``analytics.models.CustomerLifetime``), rebuilt with the snaps
 customer's acquisition cohort and completed spend ever, derived from the monthly rollups, so
 that LTV restricted to any set of customers is a mask over two arrays. They are used only
 while the rollups are still the version they were computed from; otherwise the same arrays
-are computed from the rollups (slower, as exact).
+are computed from the rollups (slower, as exact). Stored with them, their sums per (cohort,
+source channel of the customer snapshot) (``LifetimeTotals``): LTV without a filter reads
+those few hundred figures instead of the megabytes of arrays.
 """
 
 from __future__ import annotations
@@ -281,12 +283,10 @@ def _snapshot_channels(stamp: tuple) -> tuple[np.ndarray, list[str]] | None:
 
 
 @dataclass(frozen=True)
-class Lifetimes:
-    """Arrays indexed by customer id: acquisition cohort and completed spend ever."""
+class CohortNumbers:
+    """Cohorts numbered by month: 1 is ``first_month`` (the oldest month with purchases)."""
 
-    first_month: date | None  # the month of cohort number 1
-    cohorts: np.ndarray  # months from first_month to the first purchase's, plus one; 0: none
-    spend: np.ndarray  # minor units (narrowest integer type holding them; sums are int64)
+    first_month: date | None
 
     def number_of(self, month: date) -> int:
         """The cohort number of ``month`` (below 1 before the first month)."""
@@ -300,12 +300,50 @@ class Lifetimes:
         return date(months // 12, months % 12 + 1, 1)
 
 
+@dataclass(frozen=True)
+class Lifetimes(CohortNumbers):
+    """Arrays indexed by customer id: acquisition cohort and completed spend ever."""
+
+    cohorts: np.ndarray  # months from first_month to the first purchase's, plus one; 0: none
+    spend: np.ndarray  # minor units (narrowest integer type holding them; sums are int64)
+
+
+@dataclass(frozen=True)
+class LifetimeTotals(CohortNumbers):
+    """The lifetime figures of every buyer summed per cohort number and source channel, as
+    stored with the arrays: ``cells`` of [number, channel, customers, cents] for the buyers
+    in the customer snapshot ``snapshot`` ([built_at ISO, last id]; channel as it holds it),
+    and ``late`` [id, number, cents] for each buyer created after it, whose channel is read
+    live (as ``channels_now`` does). Without a snapshot at build time, ``snapshot`` is None
+    and the cells hold every buyer with channel None: good for cohorts, not for channels."""
+
+    snapshot: list | None
+    cells: list[list]
+    late: list[list]
+
+    def per_cohort(self) -> list[tuple[int, int, int]]:
+        """(cohort number, customers, cents) of every cell and late buyer."""
+        return [(number, n, cents) for number, _channel, n, cents in self.cells] + [
+            (number, 1, cents) for _id, number, cents in self.late
+        ]
+
+
 def _rollup_state() -> tuple:
     """(version, refreshed_at) of the rollups: every refresh or rebuild changes both."""
     return RollupState.objects.filter(id=1).values_list("version", "refreshed_at").first() or (
         0,
         None,
     )
+
+
+def exact_sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
+    """Exact int64 sums of ``cents`` per code 0..size-1."""
+    if int(np.abs(cents).sum(dtype=np.int64)) < 2**53:
+        # bincount adds in float64, exact for integers while every partial sum is below 2**53.
+        return np.bincount(codes, weights=cents, minlength=size).astype(np.int64)
+    sums = np.zeros(size, dtype=np.int64)
+    np.add.at(sums, codes, cents)
+    return sums
 
 
 def lifetime_arrays() -> Lifetimes:
@@ -342,6 +380,7 @@ def snapshot_lifetimes() -> CustomerLifetime:
     # than what it holds, so ignored as stale, never the reverse.
     version, _refreshed_at = _rollup_state()
     lifetimes = lifetime_arrays()
+    totals = lifetime_totals(lifetimes)
     row, _created = CustomerLifetime.objects.update_or_create(
         id=1,
         defaults={
@@ -351,9 +390,79 @@ def snapshot_lifetimes() -> CustomerLifetime:
             "first_month": lifetimes.first_month,
             "cohorts": bitmaps.pack_ints(lifetimes.cohorts),
             "spend": bitmaps.pack_ints(lifetimes.spend),
+            "totals": totals,
         },
     )
     return row
+
+
+def _recent_snapshot() -> tuple | None:
+    """(built_at, last id) of the customer snapshot, None without a recent one (as
+    ``channels_now``, which reads the customers table then)."""
+    stamp = CustomerSnapshot.objects.values_list("built_at", "max_customer_id").first()
+    if stamp is None or timezone.now() - stamp[0] > STALE_AFTER:
+        return None
+    return stamp
+
+
+def lifetime_totals(lifetimes: Lifetimes) -> dict:
+    """The stored form of ``LifetimeTotals``: the buyers' figures grouped by cohort and the
+    channel the current customer snapshot gives them."""
+    stamp = _recent_snapshot()
+    found = _snapshot_channels(stamp) if stamp is not None else None
+    buyers = np.flatnonzero(lifetimes.cohorts)
+    if found is None:
+        codes, values, last_id = np.zeros(lifetimes.cohorts.size, dtype=np.uint16), [None], None
+    else:
+        (codes, values), last_id = found, stamp[1]
+    known = buyers if last_id is None else buyers[buyers <= last_id]
+    late = buyers[known.size :]  # ids ascending: those past the snapshot's last id
+    # One code per (cohort, channel) pair, so that one bincount groups them.
+    keys = lifetimes.cohorts[known].astype(np.int64) * len(values) + codes[known]
+    counts = np.bincount(keys)
+    sums = exact_sums(keys, lifetimes.spend[known], counts.size)
+    width = len(values)
+    return {
+        "snapshot": None if last_id is None else [stamp[0].isoformat(), last_id],
+        "cells": [
+            [int(key) // width, values[int(key) % width], int(counts[key]), int(sums[key])]
+            for key in np.flatnonzero(counts)
+        ],
+        "late": [
+            [int(cid), int(lifetimes.cohorts[cid]), int(lifetimes.spend[cid])] for cid in late
+        ],
+    }
+
+
+def fresh_totals() -> LifetimeTotals | None:
+    """The stored totals if computed from the current rollups (None otherwise, or in a row
+    built before they existed): one small query, no array."""
+    current = RollupState.objects.filter(id=1).values("version")
+    found = (
+        CustomerLifetime.objects.filter(id=1, rollup_version=Subquery(current))
+        .values_list("first_month", "totals")
+        .first()
+    )
+    if found is None or found[1] is None:
+        return None
+    first_month, totals = found
+    return LifetimeTotals(first_month, totals["snapshot"], totals["cells"], totals["late"])
+
+
+def channel_totals(totals: LifetimeTotals) -> list[tuple[int, str, int, int]] | None:
+    """(cohort number, source channel, customers, cents) of every buyer, grouped as
+    ``channels_now`` would (the snapshot's channels, live ones for the customers created
+    since); None unless the totals were built from the current customer snapshot."""
+    stamp = _recent_snapshot()
+    if stamp is None or totals.snapshot != [stamp[0].isoformat(), stamp[1]]:
+        return None
+    rows = [tuple(cell) for cell in totals.cells]
+    if totals.late:
+        ids = [cid for cid, _number, _cents in totals.late]
+        live = dict(Customer.objects.filter(id__in=ids).values_list("id", "channel"))
+        # A customer gone since counts as "" (code 0 of channels_now's arrays).
+        rows += [(number, live.get(cid, ""), 1, cents) for cid, number, cents in totals.late]
+    return rows
 
 
 _lifetime_lock = threading.Lock()

@@ -377,6 +377,10 @@ class CustomerLifetime(models.Model):
     # completed purchase plus one (0: none yet), and completed spend ever in minor units.
     cohorts = models.BinaryField(_("cohorts"), editable=False)
     spend = models.BinaryField(_("lifetime spend"), editable=False)
+    # The same figures summed per (cohort number, source channel): what LTV without a filter
+    # reads instead of the megabytes of arrays (``customer_attributes.LifetimeTotals``).
+    # None in a row built before it existed.
+    totals = models.JSONField(_("totals"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("customer lifetime figures")

@@ -1,17 +1,26 @@
 """LTV (average, by cohort, by source channel) restricted by every filter and grouped by the
 customers' current source channel equals the oracle over raw purchases, whether it is read
-from the lifetime arrays built with the snapshot or computed without them."""
+from the lifetime arrays built with the snapshot or computed without them; without a filter,
+from the totals stored with the arrays, with the same figures as the arrays'."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
+from pyroaring import BitMap
 from rest_framework.test import APIClient
 
 from analytics.cohorts import average_ltv, ltv_by_channel, ltv_by_cohort
-from analytics.customer_attributes import fresh_lifetimes, snapshot_customers, snapshot_lifetimes
+from analytics.customer_attributes import (
+    channel_totals,
+    fresh_lifetimes,
+    fresh_totals,
+    snapshot_customers,
+    snapshot_lifetimes,
+)
 from analytics.kpis import Filters, customer_set
+from analytics.models import CustomerLifetime
 from analytics.rollups import rebuild_rollups, refresh_rollups
 from analytics.tasks import refresh_analytics
 from customers.models import Customer
@@ -115,6 +124,87 @@ def test_unfiltered_ltv_is_the_same_from_the_arrays_and_the_cohort_cells(store):
     assert (ltv_by_cohort(), ltv_by_channel(), average_ltv()) == from_cells
     assert_ltv_equals_oracle(None, None)
     assert average_ltv()["customers"] == 6  # c5 never bought
+
+
+RANGES = [(None, None), (date(2025, 5, 1), date(2026, 5, 1)), (date(2026, 5, 1), None)]
+
+
+def everyone_through_the_arrays(first_month=None, last_month=None) -> tuple:
+    """The three LTV figures of every customer, given as a set: the per-customer arrays'
+    path, where no set reads the stored totals."""
+    everyone = BitMap(Customer.objects.values_list("pk", flat=True))
+    months = {"start_month": first_month, "end_month": last_month, "customers": everyone}
+    return (
+        ltv_by_cohort(**months, cumulative=False),
+        ltv_by_channel(**months),
+        average_ltv(**months),
+    )
+
+
+def unfiltered(first_month=None, last_month=None) -> tuple:
+    months = {"start_month": first_month, "end_month": last_month}
+    by_cohort = ltv_by_cohort(**months, cumulative=False)
+    return by_cohort, ltv_by_channel(**months), average_ltv(**months)
+
+
+def assert_totals_equal_the_arrays_and_the_oracle() -> None:
+    totals = fresh_totals()
+    assert totals is not None and channel_totals(totals) is not None  # the totals are read
+    for first_month, last_month in RANGES:
+        assert unfiltered(first_month, last_month) == everyone_through_the_arrays(
+            first_month, last_month
+        )
+        assert_ltv_equals_oracle(None, None, first_month, last_month)
+
+
+def test_unfiltered_ltv_from_the_totals_equals_the_arrays_and_the_oracle(store):
+    build(lifetimes=True)
+    assert_totals_equal_the_arrays_and_the_oracle()
+    by_cohort = {cohort: row[0] for cohort, row in figures(unfiltered()[0], "cohort").items()}
+    assert by_cohort == {  # c5 never bought; c3's cancelled May purchase does not count
+        date(2024, 5, 1): 1,  # c6
+        date(2025, 4, 1): 1,  # c1
+        date(2025, 5, 1): 1,  # c2
+        date(2025, 6, 1): 1,  # c3
+        date(2026, 5, 1): 1,  # c4
+        date(2026, 6, 1): 1,  # c7
+    }
+
+
+def test_totals_are_rebuilt_with_the_lifetime_and_used_only_while_they_hold(store, shop):
+    build(lifetimes=True)
+    before = fresh_totals()
+    # A new customer snapshot (a channel edited meanwhile) and the same rollups: the arrays
+    # stay fresh but the totals' channels are an older snapshot's; by channel reads the
+    # arrays (with the new snapshot's channels), by cohort still the totals.
+    store["c3"].channel = "line"
+    store["c3"].save()
+    snapshot_customers()
+    assert fresh_totals() == before and channel_totals(before) is None
+    assert figures(ltv_by_channel(), "channel")["line"][0] == 2
+    assert unfiltered() == everyone_through_the_arrays()
+    assert_ltv_equals_oracle(None, None)
+    # Rebuilt with the lifetime: channels of the new snapshot, read again from the totals.
+    snapshot_lifetimes()
+    assert fresh_totals() != before
+    assert_totals_equal_the_arrays_and_the_oracle()
+    assert figures(ltv_by_channel(), "channel")["line"][0] == 2
+    # New purchases: the rollups moved on, the totals (and arrays) are not used until rebuilt.
+    shop.buy(store["c5"], jst(2026, 6, 5, 10), "4321")
+    refresh_rollups()
+    assert fresh_totals() is None
+    assert_ltv_equals_oracle(None, None)
+    snapshot_lifetimes()
+    assert_totals_equal_the_arrays_and_the_oracle()
+
+
+def test_a_lifetime_row_without_totals_is_read_from_its_arrays(store):
+    build(lifetimes=True)
+    expected = unfiltered()
+    CustomerLifetime.objects.update(totals=None)  # a row built before the totals existed
+    assert fresh_totals() is None and fresh_lifetimes() is not None
+    assert unfiltered() == expected
+    assert_ltv_equals_oracle(None, None)
 
 
 def test_an_edited_source_channel_moves_the_customer_after_the_refresh(store):
@@ -225,7 +315,13 @@ def test_a_buyer_created_after_the_snapshot_counts_under_their_channel(store, sh
     snapshot_lifetimes()  # the customer snapshot is still the one before them
     assert fresh_lifetimes() is not None
     assert figures(ltv_by_channel(), "channel")["line"][0] == 2  # c4 and them
-    assert_ltv_equals_oracle(None, None)
+    assert [row[0] for row in fresh_totals().late] == [late.pk]
+    assert_totals_equal_the_arrays_and_the_oracle()
     tokyo = Filters(prefecture="13")
     assert late.pk in customer_set(tokyo)
     assert_ltv_equals_oracle(customer_set(tokyo), members_of(tokyo))
+    # Their channel is read live, as for any customer created since the snapshot.
+    late.channel = "store"
+    late.save()
+    assert figures(ltv_by_channel(), "channel")["line"][0] == 1
+    assert_totals_equal_the_arrays_and_the_oracle()
