@@ -1,13 +1,14 @@
 """Breakdowns of a period's completed purchases: purchase timing (weekday x hour), revenue by
 the customer's prefecture, by the purchase's sales channel and by product category, and the
-top customers. Read from the breakdown cells (``analytics.models.BreakdownCell``), never from
-the purchases table.
+top customers. Read from the rollups (the breakdown cells, ``analytics.models.BreakdownCell``,
+and the per-customer arrays of analytics.period_spend), never from the purchases table.
 
 Definitions, for a period start..end of calendar dates in settings.TIME_ZONE (inclusive),
 completed purchases only (DESIGN.md):
 
 - timing: each purchase counts at the local weekday (0 = Monday) and hour it was made;
-- prefecture: the customer's prefecture ("" = none recorded); channel: the *purchase's* sales
+- prefecture: the customer's prefecture now ("" = none recorded: a customer who moves counts
+  under the new one for all their purchases); channel: the *purchase's* sales
   channel (``Purchase.channel``: e-commerce, store, phone...), not the customer's source
   channel; purchases, customers (distinct) and revenue per value, share = revenue / the
   period's revenue;
@@ -30,9 +31,10 @@ days outside whole months. With a filter, the same cells' per-customer arrays ar
 filter's customer set, all cells of a breakdown at once (one concatenation, one mask, one
 bincount per figure): exact for any set of customers (a segment too), at the cost of reading
 the arrays. The top customers rank the per-customer figures of analytics.period_spend (whole
-months' arrays), which the deciles and the filtered KPIs share. Cubes per prefecture x
-source channel would read less for those two filters, but not for segments, and would go
-stale whenever a customer's attributes change.
+months' arrays), which the deciles and the filtered KPIs share; revenue by prefecture sums the
+same figures by the customer snapshot's prefecture of each customer (no cells to read). Cubes
+per prefecture x source channel would read less for those two filters, but not for segments,
+and would go stale whenever a customer's attributes change.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ from pyroaring import BitMap
 
 from analytics import bitmaps
 from analytics.binary_rows import binary_rows
+from analytics.customer_attributes import current_attributes
 from analytics.kpis import Filters, Period, customer_set, split_period
-from analytics.models import BreakdownCell, BreakdownDimension
+from analytics.models import BreakdownCell, BreakdownDimension, HourMonth
 from analytics.period_spend import period_figures
 from analytics.rollups import analytics_timezone, cents_to_decimal, day_start
 from customers.models import Customer, Purchase, PurchaseChannel
@@ -105,7 +108,11 @@ class _Sums:
 def _cells(dimension: str, period: Period):
     """The cells covering ``period``: whole months' cells where a month lies inside it, day
     cells for the other days."""
-    whole, days = split_period(period)
+    return _cells_of(dimension, *split_period(period))
+
+
+def _cells_of(dimension: str, whole: list[date], days: list[date]):
+    """The month cells of the months ``whole`` and the day cells of ``days``."""
     inside = Q()
     if whole:
         inside |= Q(is_month=True, day__in=whole)
@@ -150,12 +157,17 @@ class _Masked:
         return distinct
 
 
-def _masked(wanted: BitMap, rows) -> _Masked:
-    """``rows``: (group, customers, amounts, counts) of cells; their entries of ``wanted``."""
-    # One flag per id up to the largest wanted one, and a last False that every larger id
-    # is clipped onto.
+def _lookup(wanted: BitMap) -> np.ndarray:
+    """One flag per id up to the largest wanted one, and a last False that every larger id
+    is clipped onto (``lookup.take(ids, mode="clip")``)."""
     lookup = np.zeros((wanted.max() + 2) if wanted else 1, dtype=bool)
     lookup[bitmaps.to_numpy(wanted)] = True
+    return lookup
+
+
+def _masked(wanted: BitMap, rows) -> _Masked:
+    """``rows``: (group, customers, amounts, counts) of cells; their entries of ``wanted``."""
+    lookup = _lookup(wanted)
     groups, ids, counts, cents = [], [], [], []
     # Masked cell by cell: only the wanted entries (a filter's few tenths) are concatenated,
     # where masking after one concatenation of everything copied every entry twice more.
@@ -185,8 +197,8 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
     cells = _cells(dimension, period)
     if customers is None:
         blobs: dict[str, list[BitMap]] = {}
-        for key, n, revenue, bitmap in cells.values_list(
-            "key", "purchases", "revenue", "customers"
+        for key, n, revenue, bitmap in binary_rows(
+            cells, "key", "purchases", "revenue", "customers"
         ):
             entry = sums.setdefault(key, _Sums())
             entry.purchases += n
@@ -211,6 +223,49 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
         if purchases[group]:
             sums[key] = _Sums(int(purchases[group]), int(cents[group]), int(distinct[group]))
     return sums
+
+
+def _prefectures_of(ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each customer's prefecture NOW, as codes into the returned list of values: from the
+    customer snapshot's array (a few milliseconds), or without a recent snapshot from the
+    customers table."""
+    attributes = current_attributes()
+    if attributes is not None:
+        known = attributes.prefectures
+        codes = np.zeros(ids.size, dtype=np.int64)
+        inside = ids < known.size
+        codes[inside] = known[ids[inside]]
+        return codes, attributes.values["prefecture"]
+    values: dict[str, int] = {"": 0}
+    found = {
+        cid: values.setdefault(prefecture or "", len(values))
+        # ids ascend: one index range, not a list of hundreds of thousands of ids.
+        for cid, prefecture in Customer.objects.filter(id__gte=ids[0], id__lte=ids[-1])
+        .order_by()
+        .values_list("id", "prefecture")
+        .iterator(chunk_size=50_000)
+    }
+    codes = np.array([found.get(int(cid), 0) for cid in ids], dtype=np.int64)
+    return codes, list(values)
+
+
+def _sums_by_prefecture(period: Period, filters: Filters | None) -> dict[str, _Sums]:
+    """The period's figures per customer (analytics.period_spend, shared with the ranking and
+    the top customers) summed by the customer's current prefecture: a customer who moves is
+    counted under the new prefecture for all their purchases, as the prefecture filter does."""
+    figures = period_figures(period=period, filters=filters)
+    if not figures.ids.size:
+        return {}
+    codes, values = _prefectures_of(figures.ids)
+    size = len(values)
+    # Float sums of integers are exact below 2**53 minor units (as in _Masked.sums).
+    purchases = np.rint(np.bincount(codes, weights=figures.counts, minlength=size)).astype(np.int64)
+    cents = np.rint(np.bincount(codes, weights=figures.cents, minlength=size)).astype(np.int64)
+    customers = np.bincount(codes, minlength=size)
+    return {
+        values[code]: _Sums(int(purchases[code]), int(cents[code]), int(customers[code]))
+        for code in np.flatnonzero(customers)
+    }
 
 
 # --- Figures ----------------------------------------------------------------------------------
@@ -239,16 +294,7 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
             purchases[group] += n
             cents[group] += int(revenue * 100)
     elif customers:
-        masked = _masked(
-            customers,
-            (
-                (_hour_group(day, is_month, key), blob, amounts, counts)
-                for day, is_month, key, blob, amounts, counts in binary_rows(
-                    cells, "day", "is_month", "key", "customers", "amounts", "counts"
-                )
-            ),
-        )
-        purchases, cents = masked.sums(WEEKDAYS * HOURS)
+        purchases, cents = _filtered_timing(Period(start, end), customers)
     return [
         {
             "weekday": w,
@@ -259,6 +305,54 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
         for w in range(WEEKDAYS)
         for h in range(HOURS)
     ]
+
+
+def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.ndarray]:
+    """Purchases and cents per weekday x hour of ``customers``: whole months from their packed
+    rows (``HourMonth``, all of a month's entries masked at once), the other days and any
+    month without its row from the cells."""
+    whole, days = split_period(period)
+    lookup = _lookup(customers)
+    purchases = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
+    cents = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
+    packed = set()
+    for month, groups, ids, amounts, counts in binary_rows(
+        HourMonth.objects.filter(month__in=whole),
+        "month",
+        "groups",
+        "customers",
+        "amounts",
+        "counts",
+    ):
+        packed.add(month)
+        ids = np.frombuffer(ids, dtype=np.uint32)
+        kept = lookup.take(ids, mode="clip")
+        chosen = np.frombuffer(groups, dtype=np.uint8)[kept]
+        size = WEEKDAYS * HOURS
+        purchases += np.bincount(
+            chosen, weights=bitmaps.unpack_ints(counts, ids.size)[kept], minlength=size
+        ).astype(np.int64)
+        cents += np.rint(
+            np.bincount(
+                chosen, weights=bitmaps.unpack_ints(amounts, ids.size)[kept], minlength=size
+            )
+        ).astype(np.int64)
+    rest = [month for month in whole if month not in packed]
+    if rest or days:
+        cells = _cells_of(BreakdownDimension.HOUR, rest, days)
+        masked = _masked(
+            customers,
+            (
+                (_hour_group(day, is_month, key), blob, amounts, counts)
+                for day, is_month, key, blob, amounts, counts in binary_rows(
+                    cells, "day", "is_month", "key", "customers", "amounts", "counts"
+                )
+            ),
+        )
+        more_purchases, more_cents = masked.sums(WEEKDAYS * HOURS)
+        purchases += more_purchases
+        cents += more_cents
+    return purchases, cents
 
 
 def _share(cents: int, total: int) -> float | None:
@@ -272,10 +366,14 @@ def revenue_by(
     ``DIMENSIONS``, by revenue (highest first; ties by key)."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown breakdown dimension {dimension!r}")
-    customers = customer_set(filters)
-    if customers is not None and not customers:
-        return []
-    sums = _sums_by_key(dimension, Period(start, end), customers)
+    period = Period(start, end)
+    if dimension == "prefecture":
+        sums = _sums_by_prefecture(period, filters)
+    else:
+        customers = customer_set(filters)
+        if customers is not None and not customers:
+            return []
+        sums = _sums_by_key(dimension, period, customers)
     total = sum(s.cents for s in sums.values())
     ordered = sorted(sums.items(), key=lambda item: (-item[1].cents, item[0]))
     return [

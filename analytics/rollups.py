@@ -13,10 +13,10 @@
   equal (two customers' purchases swapped on one day, with equal totals) goes unseen; so does
   a purchase committed after a refresh under an id below its watermark, until that night.
 - Breakdown cells (``BreakdownCell``, read by ``analytics.breakdowns``) are recomputed with
-  the days and months the refresh touches. Their prefecture is the customer's when the day was
-  last computed: the nightly verification also compares every day's purchases per customer
-  prefecture with the purchases table and recomputes the days a moved customer changed (a
-  product moved to another category is only caught by a refresh of its days or a rebuild).
+  the days and months the refresh touches (a product moved to another category is only caught
+  by a refresh of its days or a rebuild). There are none per customer prefecture: a customer
+  moves, and revenue by prefecture is summed from the per-customer arrays by the customers'
+  prefectures now (``analytics.breakdowns``).
 
 A day is a calendar date in settings.TIME_ZONE whatever the user's own time zone; amounts are
 handled in minor units (cents, sen) as integers so sums are exact.
@@ -48,6 +48,7 @@ from analytics.models import (
     CustomerHistory,
     DailyRollup,
     DirtyDay,
+    HourMonth,
     MonthlyRollup,
     RollupState,
 )
@@ -298,7 +299,6 @@ def _locked_state() -> RollupState:
 # weekday, and a month filtered by customers then reads 168 cells instead of 720.
 MONTH_DIMENSIONS = (
     BreakdownDimension.HOUR,
-    BreakdownDimension.PREFECTURE,
     BreakdownDimension.CHANNEL,
     BreakdownDimension.CATEGORY,
 )
@@ -318,7 +318,7 @@ def _cents_of(expression):
 
 def _breakdown_frame(start: date, end: date, *, max_id: int | None = None) -> pd.DataFrame:
     """Per (day, dimension, key, customer) the number of purchases and the spend in cents of
-    the completed purchases of start..end, all four dimensions in one frame.
+    the completed purchases of start..end, every dimension in one frame.
 
     Category rule: each item's quantity x unit price counts under its product's category; what
     the purchase's total does not owe to its items (no items at all, shipping, a discount: the
@@ -335,14 +335,14 @@ def _breakdown_frame(start: date, end: date, *, max_id: int | None = None) -> pd
         purchases = purchases.filter(id__lte=max_id)
         items = items.filter(purchase_id__lte=max_id)
     zone = analytics_timezone()
-    columns = ["id", "day", "hour", "customer", "channel", "prefecture", "cents"]
+    columns = ["id", "day", "hour", "customer", "channel", "cents"]
     rows = list(
         purchases.annotate(
             day=TruncDate("purchased_at", tzinfo=zone),
             hour=ExtractHour("purchased_at", tzinfo=zone),
             cents=_cents_of(F("total")),
         )
-        .values_list("id", "day", "hour", "customer_id", "channel", "customer__prefecture", "cents")
+        .values_list("id", "day", "hour", "customer_id", "channel", "cents")
         .order_by()
     )
     if not rows:
@@ -372,7 +372,6 @@ def _breakdown_frame(start: date, end: date, *, max_id: int | None = None) -> pd
     parts = []
     for dimension, data, key in (
         (BreakdownDimension.HOUR, frame, "hour"),
-        (BreakdownDimension.PREFECTURE, frame, "prefecture"),
         (BreakdownDimension.CHANNEL, frame, "channel"),
         (BreakdownDimension.CATEGORY, by_category, "category"),
     ):
@@ -458,7 +457,51 @@ def _write_breakdown_months(months: Iterable[date]) -> None:
             .order_by()
         )
         BreakdownCell.objects.filter(is_month=True, day=month).delete()
-        BreakdownCell.objects.bulk_create(_month_cells(month, day_cells), batch_size=500)
+        _save_month_cells(month, _month_cells(month, day_cells))
+
+
+def _save_month_cells(month: date, cells: list) -> None:
+    """Save a month's new month cells, and its packed timing row from their hour cells."""
+    BreakdownCell.objects.bulk_create(cells, batch_size=500)
+    _write_hour_month(month, [c for c in cells if c.dimension == BreakdownDimension.HOUR])
+
+
+def _write_hour_month(month: date, hour_cells: list) -> None:
+    """The month's ``HourMonth`` row: its hour month cells' entries concatenated, each with
+    its group (weekday x 24 + hour)."""
+    HourMonth.objects.filter(month=month).delete()
+    parts = []
+    for cell in hour_cells:
+        weekday, hour = cell.key.split(":")
+        ids, counts, cents = bitmaps.figures_of(cell.customers, cell.amounts, cell.counts)
+        parts.append((int(weekday) * 24 + int(hour), ids, counts, cents))
+    if not parts:
+        return
+    parts.sort(key=lambda part: part[0])  # by group: the same row whatever the cells' order
+    HourMonth.objects.create(
+        month=month,
+        groups=np.concatenate([np.full(p[1].size, p[0], dtype=np.uint8) for p in parts]).tobytes(),
+        customers=np.concatenate([p[1] for p in parts]).astype(np.uint32).tobytes(),
+        counts=bitmaps.pack_ints(np.concatenate([p[2] for p in parts]).astype(np.int64)),
+        amounts=bitmaps.pack_ints(np.concatenate([p[3] for p in parts]).astype(np.int64)),
+    )
+
+
+def add_hour_months() -> int:
+    """Write the packed timing row of every month with hour month cells and no row (cells
+    built before the rows existed); return the number of months written."""
+    months = set(
+        BreakdownCell.objects.filter(is_month=True, dimension=BreakdownDimension.HOUR)
+        .values_list("day", flat=True)
+        .distinct()
+    ) - set(HourMonth.objects.values_list("month", flat=True))
+    for month in sorted(months):
+        with transaction.atomic():
+            cells = BreakdownCell.objects.filter(
+                is_month=True, dimension=BreakdownDimension.HOUR, day=month
+            ).only("key", "customers", "amounts", "counts")
+            _write_hour_month(month, list(cells))
+    return len(months)
 
 
 def _write_breakdown_days(days: set[date]) -> None:
@@ -477,6 +520,7 @@ def rebuild_breakdowns(*, max_id: int | None = None) -> int:
     return the number of cells. The refresh calls it when rollups exist without any cell
     (rollups built before the cells were added)."""
     BreakdownCell.objects.all().delete()
+    HourMonth.objects.all().delete()
     bounds = DailyRollup.objects.filter(purchases__gt=0).aggregate(lo=Min("day"), hi=Max("day"))
     written = 0
     if bounds["lo"] is None:
@@ -512,14 +556,14 @@ def add_hour_month_cells() -> int:
                 .values_list("dimension", "day", "key", "customers", "amounts", "counts")
                 .order_by()
             )
-            BreakdownCell.objects.bulk_create(_month_cells(month, day_cells), batch_size=500)
+            _save_month_cells(month, _month_cells(month, day_cells))
     return len(months)
 
 
 def _write_breakdown_month(month: date, *, max_id: int | None) -> int:
     """Day and month cells of a month that has none yet (a build)."""
     cells = breakdown_day_cells(month, month_end(month), max_id=max_id)
-    cells += _month_cells(
+    month_cells = _month_cells(
         month,
         (
             (c.dimension, c.day, c.key, c.customers, c.amounts, c.counts)
@@ -528,13 +572,13 @@ def _write_breakdown_month(month: date, *, max_id: int | None) -> int:
         ),
     )
     BreakdownCell.objects.bulk_create(cells, batch_size=500)
-    return len(cells)
+    _save_month_cells(month, month_cells)
+    return len(cells) + len(month_cells)
 
 
 def mismatched_breakdown_days() -> list[date]:
-    """Days whose breakdown cells disagree with their daily rollup (every dimension but the
-    categories counts each purchase once, and the categories' revenue adds up to the day's) or
-    whose prefecture cells no longer match the customers' prefectures (a customer moved)."""
+    """Days whose breakdown cells disagree with their daily rollup: every dimension but the
+    categories counts each purchase once, and the categories' revenue adds up to the day's."""
     daily = {
         day: (n, int(revenue * 100))
         for day, n, revenue in DailyRollup.objects.filter(purchases__gt=0).values_list(
@@ -558,30 +602,6 @@ def mismatched_breakdown_days() -> list[date]:
         ):
             wrong.add(day)
     wrong.update(day for day in daily if len(seen.get(day, ())) < len(BreakdownDimension))
-    stored = {
-        (day, key): (n, int(revenue * 100))
-        for day, key, n, revenue in BreakdownCell.objects.filter(
-            is_month=False, dimension=BreakdownDimension.PREFECTURE
-        ).values_list("day", "key", "purchases", "revenue")
-    }
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '256MB'")
-                cursor.execute("SET LOCAL jit = off")
-        actual = {
-            (day, key or ""): (n, int(cents))
-            for day, key, n, cents in Purchase.objects.completed()
-            .annotate(day=TruncDate("purchased_at", tzinfo=analytics_timezone()))
-            .values("day", "customer__prefecture")
-            .annotate(n=Count("id"), cents=_minor_units())
-            .order_by()
-            .values_list("day", "customer__prefecture", "n", "cents")
-        }
-    wrong.update(day for day, key in stored.keys() ^ actual.keys())
-    wrong.update(
-        cell[0] for cell, figures in actual.items() if stored.get(cell, figures) != figures
-    )
     return sorted(wrong)
 
 
@@ -602,6 +622,7 @@ def rebuild_rollups() -> RollupState:
         CustomerHistory,
         DirtyDay,
         BreakdownCell,
+        HourMonth,
     ):
         model.objects.all().delete()
     bounds = (
@@ -745,6 +766,20 @@ def _update_histories(
     return changes
 
 
+def _moved_days(changes: list[tuple[int, tuple, tuple]]) -> set[date]:
+    """The days whose first- or second-time buyers changed: where a customer's first (or
+    second) purchase day was and is now, when it moved. A second purchase added after an
+    unchanged first one touches only the second's day: at 50,000 new purchases, re-reading
+    the first days of every customer buying again would rewrite years of daily rollups."""
+    days = set()
+    for _cid, old, new in changes:
+        for before, after in zip(old, new, strict=True):
+            if before != after:
+                days.update((before, after))
+    days.discard(None)
+    return days
+
+
 def _buyers_by_day(field_name: str, days: set[date]) -> dict[date, list[int]]:
     found: dict[date, list[int]] = {day: [] for day in days}
     for first, last in _runs(days):
@@ -806,6 +841,8 @@ def refresh_rollups(
         dimension=BreakdownDimension.HOUR, is_month=True
     ).exists():
         add_hour_month_cells()
+    elif not HourMonth.objects.exists():
+        add_hour_months()
     # (day, marked_at) as read: a day marked again while this refresh runs gets a new
     # marked_at and survives the delete below, for the next refresh to pick up.
     marked = list(DirtyDay.objects.values_list("day", "marked_at"))
@@ -840,7 +877,7 @@ def refresh_rollups(
         )
     changes = _update_histories(exact=set(exact), new_days=new_days, high=high)
 
-    bitmap_days = {d for _cid, old, new in changes for d in (*old, *new) if d is not None}
+    bitmap_days = _moved_days(changes)
     _write_days(figures_days=figures_days, bitmap_days=bitmap_days)
     _write_months(month_of(d) for d in figures_days | bitmap_days)
     _write_breakdown_days(figures_days)
