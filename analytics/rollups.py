@@ -903,7 +903,11 @@ def refresh_rollups(
     clear_marks(marked)
     state.last_purchase_id = max(high, state.last_purchase_id)
     state.refreshed_at = timezone.now()
-    state.version += 1
+    if new_count or figures_days or bitmap_days or changes:
+        # Only a refresh that changed something outdates what was computed from the rollups
+        # (cached filters, the customer lifetime arrays): an idle shop's refresh every few
+        # minutes leaves them valid.
+        state.version += 1
     state.save()
     return RefreshResult(
         new_purchases=new_count, days=sorted(figures_days), moved_customers=len(moved)

@@ -272,10 +272,11 @@ def main() -> None:
         print(f"catch-up refresh (untimed): {time.perf_counter() - start:.1f} s, {caught_up}")
     # What the refresh task does after the rollups (every few minutes in production): the
     # customer snapshot the filters and the customer counts read.
-    from analytics.customer_attributes import snapshot_customers
+    from analytics.customer_attributes import snapshot_customers, snapshot_lifetimes
 
     start = time.perf_counter()
     snapshot_customers()
+    snapshot_lifetimes()  # as the refresh task does after each refresh
     print(f"customer snapshot (untimed in the figures): {time.perf_counter() - start:.1f} s")
     print(f"daily rollup rows: {DailyRollup.objects.count():,}")
     from django.db.models import Count, Max, Min
