@@ -1,14 +1,28 @@
 """The dashboard's readers get through binary COPY (analytics.binary_rows) exactly the rows a
-SELECT gives: blobs, dates, flags, text with non-ASCII, empty and no rows."""
+SELECT gives: blobs, dates, flags, text with non-ASCII, decimals, empty and no rows."""
 
 from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
 
 from analytics.binary_rows import binary_rows, integer_column
 from analytics.models import BreakdownCell, DailyRollup
 from analytics.rollups import rebuild_rollups
 from customers.models import Customer
 
-CELL_FIELDS = ("id", "day", "is_month", "dimension", "key", "purchases", "customers", "amounts")
+CELL_FIELDS = (
+    "id",
+    "day",
+    "is_month",
+    "dimension",
+    "key",
+    "purchases",
+    "revenue",
+    "customers",
+    "amounts",
+)
 
 
 def test_rows_equal_the_select(store):
@@ -38,3 +52,28 @@ def test_integer_column_equals_the_select(store):
     assert integer_column(customers, "id").tolist() == list(customers.values_list("id", flat=True))
     assert integer_column(customers.filter(id__in=[]), "id").tolist() == []
     assert integer_column(customers.filter(id__lt=0), "id").tolist() == []
+
+
+@pytest.mark.parametrize(
+    "revenue",
+    [
+        "0",
+        "0.01",
+        "-0.50",
+        "12.34",
+        "-12.34",
+        "10000",
+        "99999999.99",
+        "1432992428.00",
+        "9999999999999999.99",
+        "-1000000000000000.01",
+    ],
+)
+def test_decimals_are_exact(store, revenue):
+    """PostgreSQL's binary numeric (base-10000 digits, weight, sign, scale) decoded exactly,
+    with the column's two decimals."""
+    cell = BreakdownCell.objects.create(
+        day="2025-06-02", dimension="category", key="x", purchases=1, revenue=Decimal(revenue)
+    )
+    [(got,)] = binary_rows(BreakdownCell.objects.filter(pk=cell.pk), "revenue")
+    assert got == Decimal(revenue) and str(got) == str(Decimal(revenue).quantize(Decimal("0.01")))
