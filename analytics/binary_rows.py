@@ -7,7 +7,8 @@ sends the bytes as they are (the same query, the same rows), and the blobs are h
 views of the received buffer, without a copy.
 
 Only the column types the rollups' readers need are decoded: binary, text, boolean, date,
-integers and decimals. NULL is None.
+integers and decimals. NULL is None. On another database than PostgreSQL (the embedded
+SQLite of ``make run``) the same rows come from a plain SELECT.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from decimal import Decimal
 
 import numpy as np
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import QuerySet
 
 HEADER = b"PGCOPY\n\xff\r\n\x00"
@@ -87,8 +88,17 @@ def _received(queryset: QuerySet, fields: tuple[str, ...]) -> tuple[memoryview, 
     return data, position + 4 + struct.unpack_from("!i", data, position)[0]
 
 
+def _copy_available(queryset: QuerySet) -> bool:
+    """COPY is PostgreSQL's: on another database (the embedded SQLite of ``make run``) the
+    readers get the same rows from a plain SELECT."""
+    return connections[queryset.db].vendor == "postgresql"
+
+
 def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
     """The rows of ``queryset.values_list(*fields)`` (plain model fields only), as tuples."""
+    if not _copy_available(queryset):
+        yield from queryset.values_list(*fields)
+        return
     meta = queryset.model._meta
     decoders = [DECODERS[meta.get_field(name).get_internal_type()] for name in fields]
     received = _received(queryset, fields)
@@ -117,6 +127,8 @@ def integer_column(queryset: QuerySet, field: str) -> np.ndarray:
     """The values of one integer column without NULLs (a segment's member ids, say) as an
     int64 array: every row has the same size, so the stream is read as one numpy record array
     instead of row by row."""
+    if not _copy_available(queryset):
+        return np.array(queryset.values_list(field, flat=True), dtype=np.int64)
     received = _received(queryset, (field,))
     if received is None:
         return np.zeros(0, dtype=np.int64)
