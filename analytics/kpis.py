@@ -25,11 +25,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
-from django.contrib.postgres.aggregates import StringAgg
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count, Q
 from pyroaring import BitMap
 
 from analytics import bitmaps
@@ -148,8 +146,8 @@ def _matching(attributes: Attributes, filters: Filters) -> np.ndarray:
 def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
     """Cache the filter's customer set and its customer counts at ``ends`` (what
     customer_set and customer_counts answer): from the customer snapshot's arrays, or
-    without a recent snapshot from ONE scan of the matching customers (at a million
-    customers each scan costs a couple of hundred milliseconds)."""
+    without a recent snapshot from the matching customers' ids and one aggregate of their
+    counts (at a million customers each costs a couple of hundred milliseconds)."""
     if not filters:
         return
     key = _filter_key(filters)
@@ -160,15 +158,10 @@ def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
         counts = {end: attributes.on_record(ids, end) for end in ends}
         cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
         return
-    row = (
-        filters.customers()
-        .order_by()
-        .aggregate(
-            ids=StringAgg(Cast("id", output_field=TextField()), ",", default=""),
-            **_count_aggregates(ends),
-        )
-    )
-    ids = np.array(row["ids"].split(",") if row["ids"] else [], dtype=np.int64)
+    matching = filters.customers().order_by()
+    # The ids by binary COPY (a plain SELECT on SQLite), the counts in one aggregate.
+    ids = integer_column(matching, "id")
+    row = matching.aggregate(**_count_aggregates(ends))
     cache.set(key, bitmaps.dump(bitmaps.from_ids(ids)), FILTER_CACHE_SECONDS)
     counts = {end: row[f"c{n}"] for n, end in enumerate(ends)}
     cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
