@@ -28,11 +28,12 @@ bitmap of its customers and, aligned with it, each customer's purchase count and
 layout of ``DailyRollup``). Without a filter, purchases and revenue are summed by the database
 over the cells' totals, and distinct customers are unions of whole months' cells plus the
 days outside whole months. With a filter, the same cells' per-customer arrays are masked by the
-filter's customer set, all cells of a breakdown at once (one concatenation, one mask, one
-bincount per figure): exact for any set of customers (a segment too), at the cost of reading
-the arrays. The top customers rank the per-customer figures of analytics.period_spend (whole
-months' arrays), which the deciles and the filtered KPIs share; revenue by prefecture sums the
-same figures by the customer snapshot's prefecture of each customer (no cells to read). Cubes
+filter's customer set cell by cell (one flag lookup and two masked sums per cell; a value's
+distinct customers are the union of its cells' bitmaps counted inside the set): exact for any
+set of customers (a segment too), at the cost of reading the arrays. The top customers rank
+the per-customer figures of analytics.period_spend (whole months' arrays), which the deciles
+and the filtered KPIs share; revenue by prefecture sums the same figures by the customer
+snapshot's prefecture of each customer (no cells to read). Cubes
 per prefecture x source channel would read less for those two filters, but not for segments,
 and would go stale whenever a customer's attributes change.
 """
@@ -121,75 +122,25 @@ def _cells_of(dimension: str, whole: list[date], days: list[date]):
     return BreakdownCell.objects.filter(inside, dimension=dimension).order_by()
 
 
-@dataclass
-class _Masked:
-    """The cells' entries of the wanted customers, all cells at once: per entry the cell's
-    group (a key, or a weekday x hour), the customer id, purchases and cents."""
-
-    groups: np.ndarray
-    ids: np.ndarray
-    counts: np.ndarray
-    cents: np.ndarray
-    id_limit: int  # every id is below it
-
-    def sums(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Purchases and cents per group 0..size-1 (float sums of integers are exact below
-        2**53 minor units, and bincount is much faster than np.add.at)."""
-        return (
-            np.rint(np.bincount(self.groups, weights=self.counts, minlength=size)).astype(np.int64),
-            np.rint(np.bincount(self.groups, weights=self.cents, minlength=size)).astype(np.int64),
-        )
-
-    def distinct_customers(self, size: int) -> np.ndarray:
-        """Customers per group, each counted once however many cells they are in: marked in
-        one array of flags per group (sorting or hashing millions of entries is far slower)."""
-        order = np.argsort(self.groups, kind="stable")
-        bounds = np.searchsorted(self.groups[order], np.arange(size + 1))
-        ids = self.ids[order]
-        seen = np.zeros(self.id_limit, dtype=bool)
-        distinct = np.zeros(size, dtype=np.int64)
-        for group in range(size):
-            chosen = ids[bounds[group] : bounds[group + 1]]
-            if chosen.size:
-                seen[:] = False
-                seen[chosen] = True
-                distinct[group] = np.count_nonzero(seen)
-        return distinct
-
-
-def _lookup(wanted: BitMap) -> np.ndarray:
-    """One flag per id up to the largest wanted one, and a last False that every larger id
-    is clipped onto (``lookup.take(ids, mode="clip")``)."""
-    lookup = np.zeros((wanted.max() + 2) if wanted else 1, dtype=bool)
-    lookup[bitmaps.to_numpy(wanted)] = True
-    return lookup
-
-
-def _masked(wanted: BitMap, rows) -> _Masked:
-    """``rows``: (group, customers, amounts, counts) of cells; their entries of ``wanted``."""
-    lookup = _lookup(wanted)
-    groups, ids, counts, cents = [], [], [], []
-    # Masked cell by cell: only the wanted entries (a filter's few tenths) are concatenated,
-    # where masking after one concatenation of everything copied every entry twice more.
-    for group, customers, amounts, n in rows:
-        cell_ids, cell_counts, cell_cents = bitmaps.figures_of(customers, amounts, n)
-        kept = np.flatnonzero(lookup.take(cell_ids, mode="clip"))
-        if kept.size:
-            groups.append(np.full(kept.size, group, dtype=np.int64))
-            ids.append(cell_ids[kept])
-            counts.append(cell_counts[kept])
-            cents.append(cell_cents[kept])
-    if not ids:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Masked(empty, empty, empty, empty, 1)
-    # Arrays of different widths concatenate to the widest.
-    return _Masked(
-        np.concatenate(groups),
-        np.concatenate(ids),
-        np.concatenate(counts),
-        np.concatenate(cents),
-        lookup.size,
-    )
+def _masked_cell_sums(
+    wanted: BitMap, rows, size: int
+) -> tuple[np.ndarray, np.ndarray, list[list[BitMap]]]:
+    """``rows``: (group, customers, amounts, counts) of cells, group in 0..size-1. The
+    purchases and cents of ``wanted``'s entries per group, and each group's cells' bitmaps
+    (their distinct customers are a union away). Cell by cell: a cell's group is its own, so
+    each needs one flag lookup and two masked sums, nothing concatenated or sorted."""
+    lookup = bitmaps.lookup_of(wanted)
+    purchases = np.zeros(size, dtype=np.int64)
+    cents = np.zeros(size, dtype=np.int64)
+    cells: list[list[BitMap]] = [[] for _ in range(size)]
+    for group, blob, amounts, counts in rows:
+        customers = bitmaps.load(blob)
+        ids = bitmaps.to_numpy(customers)
+        keep = lookup.take(ids, mode="clip")
+        purchases[group] += bitmaps.masked_sum(bitmaps.unpack_ints(counts, ids.size), keep)
+        cents[group] += bitmaps.masked_sum(bitmaps.unpack_ints(amounts, ids.size), keep)
+        cells[group].append(customers)
+    return purchases, cents, cells
 
 
 def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> dict[str, _Sums]:
@@ -207,21 +158,20 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
         for key, parts in blobs.items():
             sums[key].customers = len(bitmaps.union(parts))
         return sums
+    # The cells' groups are numbered as they come: the keys are not known before.
     keys: dict[str, int] = {}
-    masked = _masked(
-        customers,
-        (
-            (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
-            for key, bitmap, amounts, counts in binary_rows(
-                cells, "key", "customers", "amounts", "counts"
-            )
-        ),
-    )
-    purchases, cents = masked.sums(len(keys))
-    distinct = masked.distinct_customers(len(keys))
+    rows = [
+        (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
+        for key, bitmap, amounts, counts in binary_rows(
+            cells, "key", "customers", "amounts", "counts"
+        )
+    ]
+    purchases, cents, parts = _masked_cell_sums(customers, rows, len(keys))
     for key, group in keys.items():
         if purchases[group]:
-            sums[key] = _Sums(int(purchases[group]), int(cents[group]), int(distinct[group]))
+            # Distinct customers: the union of the key's cells, counted inside the filter.
+            distinct = bitmaps.union(parts[group]).intersection_cardinality(customers)
+            sums[key] = _Sums(int(purchases[group]), int(cents[group]), distinct)
     return sums
 
 
@@ -258,7 +208,7 @@ def _sums_by_prefecture(period: Period, filters: Filters | None) -> dict[str, _S
         return {}
     codes, values = _prefectures_of(figures.ids)
     size = len(values)
-    # Float sums of integers are exact below 2**53 minor units (as in _Masked.sums).
+    # Float sums of integers are exact below 2**53 minor units.
     purchases = np.rint(np.bincount(codes, weights=figures.counts, minlength=size)).astype(np.int64)
     cents = np.rint(np.bincount(codes, weights=figures.cents, minlength=size)).astype(np.int64)
     customers = np.bincount(codes, minlength=size)
@@ -309,12 +259,14 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
 
 def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.ndarray]:
     """Purchases and cents per weekday x hour of ``customers``: whole months from their packed
-    rows (``HourMonth``, all of a month's entries masked at once), the other days and any
-    month without its row from the cells."""
+    rows (``HourMonth``, all of a month's entries at once), the other days and any month
+    without its row from the cells."""
     whole, days = split_period(period)
-    lookup = _lookup(customers)
-    purchases = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
-    cents = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
+    lookup = bitmaps.lookup_of(customers)
+    size = WEEKDAYS * HOURS
+    # Float sums of integers, exact below 2**53 minor units: bincount's weights are floats.
+    purchases = np.zeros(size, dtype=np.float64)
+    cents = np.zeros(size, dtype=np.float64)
     packed = set()
     for month, groups, ids, amounts, counts in binary_rows(
         HourMonth.objects.filter(month__in=whole),
@@ -326,21 +278,20 @@ def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.
     ):
         packed.add(month)
         ids = np.frombuffer(ids, dtype=np.uint32)
-        kept = lookup.take(ids, mode="clip")
-        chosen = np.frombuffer(groups, dtype=np.uint8)[kept]
-        size = WEEKDAYS * HOURS
+        keep = lookup.take(ids, mode="clip")
+        groups = np.frombuffer(groups, dtype=np.uint8)
+        # The unwanted entries weigh 0: cheaper than selecting the wanted ones.
         purchases += np.bincount(
-            chosen, weights=bitmaps.unpack_ints(counts, ids.size)[kept], minlength=size
-        ).astype(np.int64)
-        cents += np.rint(
-            np.bincount(
-                chosen, weights=bitmaps.unpack_ints(amounts, ids.size)[kept], minlength=size
-            )
-        ).astype(np.int64)
+            groups, weights=bitmaps.unpack_ints(counts, ids.size) * keep, minlength=size
+        )
+        cents += np.bincount(
+            groups, weights=bitmaps.unpack_ints(amounts, ids.size) * keep, minlength=size
+        )
+    purchases, cents = np.rint(purchases).astype(np.int64), np.rint(cents).astype(np.int64)
     rest = [month for month in whole if month not in packed]
     if rest or days:
         cells = _cells_of(BreakdownDimension.HOUR, rest, days)
-        masked = _masked(
+        more_purchases, more_cents, _bitmaps = _masked_cell_sums(
             customers,
             (
                 (_hour_group(day, is_month, key), blob, amounts, counts)
@@ -348,8 +299,8 @@ def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.
                     cells, "day", "is_month", "key", "customers", "amounts", "counts"
                 )
             ),
+            size,
         )
-        more_purchases, more_cents = masked.sums(WEEKDAYS * HOURS)
         purchases += more_purchases
         cents += more_cents
     return purchases, cents

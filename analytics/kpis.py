@@ -137,9 +137,16 @@ def customer_set(filters: Filters | None) -> BitMap | None:
 def _matching(attributes: Attributes, filters: Filters) -> np.ndarray:
     ids = attributes.matching(prefecture=filters.prefecture, channel=filters.channel)
     if filters.segment is not None:
-        members = SegmentMember.objects.filter(segment_id=filters.segment).order_by()
-        # Hundreds of thousands of members: read as one array, not row by row.
-        ids = np.intersect1d(ids, integer_column(members, "customer_id"), assume_unique=True)
+        # Hundreds of thousands of members: read as one array, not row by row, and kept
+        # with flags (ascending ids, whatever order the members came in).
+        members = integer_column(
+            SegmentMember.objects.filter(segment_id=filters.segment).order_by(), "customer_id"
+        )
+        size = int(max(ids[-1] if ids.size else 0, members.max(initial=0))) + 1
+        matching, member = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+        matching[ids] = True
+        member[members] = True
+        ids = np.flatnonzero(matching & member)
     return ids
 
 

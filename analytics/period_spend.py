@@ -127,17 +127,16 @@ def period_totals(*, period: Period, filters: Filters | None = None) -> tuple[in
         if result:
             return int(result[0].counts.sum()), int(result[0].cents.sum())
     customers = customer_set(filters)
-    lookup = None
-    if customers is not None:
-        # One flag per id up to the largest wanted one, and a last False for every larger id.
-        lookup = np.zeros((customers.max() + 2) if customers else 1, dtype=bool)
-        lookup[bitmaps.to_numpy(customers)] = True
+    lookup = None if customers is None else bitmaps.lookup_of(customers)
     purchases = cents = 0
     for ids, n, c in _parts(period):
-        keep = True if lookup is None else lookup.take(ids, mode="clip")
-        # Masked sums: no copy of the kept entries.
-        purchases += int(np.sum(n, where=keep, dtype=np.int64))
-        cents += int(np.sum(c, where=keep, dtype=np.int64))
+        if lookup is None:
+            purchases += int(n.sum(dtype=np.int64))
+            cents += int(c.sum(dtype=np.int64))
+        else:
+            keep = lookup.take(ids, mode="clip")
+            purchases += bitmaps.masked_sum(n, keep)
+            cents += bitmaps.masked_sum(c, keep)
     return purchases, cents
 
 

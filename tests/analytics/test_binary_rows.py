@@ -49,7 +49,16 @@ def test_rows_equal_the_select(store):
 
 def test_integer_column_equals_the_select(store):
     customers = Customer.objects.order_by("id")
-    assert integer_column(customers, "id").tolist() == list(customers.values_list("id", flat=True))
+    assert sorted(integer_column(customers, "id").tolist()) == list(
+        customers.values_list("id", flat=True)
+    )
+    # A 32-bit column (the ids are 64-bit) and repeated values.
+    rebuild_rollups()
+    days = DailyRollup.objects.order_by("day")
+    assert sorted(integer_column(days, "purchases").tolist()) == sorted(
+        days.values_list("purchases", flat=True)
+    )
+    assert len(set(days.values_list("purchases", flat=True))) < days.count()
     assert integer_column(customers.filter(id__in=[]), "id").tolist() == []
     assert integer_column(customers.filter(id__lt=0), "id").tolist() == []
 

@@ -71,7 +71,7 @@ def url_for(case: str, segment: int) -> str:
 
 def cold_one(url: str, rfm_warm: bool) -> None:
     """In a fresh process: one request after warming up Django itself (URLconf, imports,
-    templates);
+    templates, Babel's locale data);
     with ``rfm_warm`` the RFM grid of the latest run is put back in the cache first, as the
     worker does after every scoring run (segments.reports.warm_cache)."""
     from tests.bench.dataset import setup_django
@@ -88,6 +88,14 @@ def cold_one(url: str, rfm_warm: bool) -> None:
     # is part of warming Django up, like the URLconf (the figures and caches stay cold).
     for name in WARM_TEMPLATES:
         get_template(name)
+    # Likewise Babel's locale data, which a server loads at its first amount of money.
+    from django.utils import translation
+
+    from crm.templatetags.crm_tags import money
+
+    for language in ("en", "ja"):
+        with translation.override(language):
+            money(1)
     cache.clear()
     if rfm_warm:
         from segments import reports
