@@ -4,7 +4,7 @@ The filtered dashboard reads tens of megabytes of per-customer arrays (bytea col
 request. Through a SELECT, PostgreSQL encodes every byte as two hex digits and psycopg2
 decodes them again: about half of the read's time. ``COPY (query) TO STDOUT (FORMAT binary)``
 sends the bytes as they are (the same query, the same rows), and the blobs are handed out as
-views of the received buffer, without a copy.
+views of the received messages, without a copy.
 
 Only the column types the rollups' readers need are decoded: binary, text, boolean, date,
 integers and decimals. NULL is None. On another database than PostgreSQL (the embedded
@@ -13,7 +13,6 @@ SQLite of ``make run``) the same rows come from a plain SELECT.
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -68,24 +67,75 @@ DECODERS: dict[str, Callable[[memoryview], object]] = {
 }
 
 
-def _received(queryset: QuerySet, fields: tuple[str, ...]) -> tuple[memoryview, int] | None:
-    """The COPY stream of ``queryset.values_list(*fields)`` and where its first row starts;
-    None when Django knows there is no row (an empty ``__in`` list)."""
+class _Chunks:
+    """What psycopg2's ``copy_expert`` writes: PostgreSQL sends a message per row, kept as
+    received. Appending them to one growing buffer (``io.BytesIO``) copied the megabytes
+    again at every enlargement, holding the GIL the dashboard's other threads wait for."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+class _Stream:
+    """The received messages read as one stream: views into a message where a read lies
+    inside it (a row's fields always do, as PostgreSQL sends them), a joined copy else."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = [memoryview(part) for part in parts if part]
+        self.index = 0
+        self.position = 0
+
+    def read(self, size: int) -> memoryview:
+        while self.index < len(self.parts) and self.position == len(self.parts[self.index]):
+            self.index, self.position = self.index + 1, 0
+        if self.index == len(self.parts):
+            raise ValueError("the COPY stream ended early")
+        part = self.parts[self.index]
+        if self.position + size <= len(part):
+            self.position += size
+            return part[self.position - size : self.position]
+        pieces, wanted = [], size
+        while wanted:
+            part = self.parts[self.index]
+            taken = part[self.position : self.position + wanted]
+            pieces.append(taken)
+            wanted -= len(taken)
+            self.position += len(taken)
+            if wanted:
+                self.index, self.position = self.index + 1, 0
+                if self.index == len(self.parts):
+                    raise ValueError("the COPY stream ended early")
+        return memoryview(b"".join(pieces))
+
+    def integer(self, size: int) -> int:
+        return int.from_bytes(self.read(size), "big", signed=True)
+
+
+def _received(queryset: QuerySet, fields: tuple[str, ...], wrap: str = "") -> _Stream | None:
+    """The COPY stream of ``queryset.values_list(*fields)`` (or of ``wrap`` formatted with
+    its statement as ``query``), past the header; None when Django knows there is no row (an
+    empty ``__in`` list)."""
     try:
         sql, params = queryset.values_list(*fields).query.sql_with_params()
     except EmptyResultSet:
         return None
-    received = io.BytesIO()
+    received = _Chunks()
     with connection.cursor() as cursor:
         # COPY takes no parameters: psycopg2 quotes them into the statement.
         query = cursor.mogrify(sql, params).decode()
+        if wrap:
+            query = wrap.format(query=query)
         cursor.copy_expert(f"COPY ({query}) TO STDOUT (FORMAT binary)", received)
-    data = received.getbuffer()
-    if bytes(data[: len(HEADER)]) != HEADER:
+    stream = _Stream(received.parts)
+    if bytes(stream.read(len(HEADER))) != HEADER:
         raise ValueError("not a binary COPY stream")
     # Header: signature, flags (int32), header extension length (int32) and the extension.
-    position = len(HEADER) + 4
-    return data, position + 4 + struct.unpack_from("!i", data, position)[0]
+    stream.integer(4)
+    stream.read(stream.integer(4))
+    return stream
 
 
 def _copy_available(queryset: QuerySet) -> bool:
@@ -101,25 +151,17 @@ def binary_rows(queryset: QuerySet, *fields: str) -> Iterator[tuple]:
         return
     meta = queryset.model._meta
     decoders = [DECODERS[meta.get_field(name).get_internal_type()] for name in fields]
-    received = _received(queryset, fields)
-    if received is None:
+    stream = _received(queryset, fields)
+    if stream is None:
         return
-    data, position = received
-    unpack_count, unpack_length = struct.Struct("!h").unpack_from, struct.Struct("!i").unpack_from
     while True:
-        (count,) = unpack_count(data, position)
-        position += 2
+        count = stream.integer(2)
         if count == -1:  # the trailer
             return
         row = []
         for decode in decoders:
-            (length,) = unpack_length(data, position)
-            position += 4
-            if length == -1:
-                row.append(None)
-                continue
-            row.append(decode(data[position : position + length]))
-            position += length
+            length = stream.integer(4)
+            row.append(None if length == -1 else decode(stream.read(length)))
         yield tuple(row)
 
 
@@ -129,29 +171,25 @@ def integer_column(queryset: QuerySet, field: str) -> np.ndarray:
     (``array_agg``): a COPY row per value would cost a Python call per value on receipt."""
     if not _copy_available(queryset):
         return np.array(queryset.values_list(field, flat=True), dtype=np.int64)
-    try:
-        sql, params = queryset.values_list(field).query.sql_with_params()
-    except EmptyResultSet:
+    # The statement is Django's, its parameters quoted by psycopg2 (COPY takes none).
+    stream = _received(
+        queryset,
+        (field,),
+        wrap="SELECT array_agg(v) FROM ({query}) AS q(v)",
+    )
+    if stream is None or stream.integer(2) == -1:  # no row at all
         return np.zeros(0, dtype=np.int64)
-    received = io.BytesIO()
-    with connection.cursor() as cursor:
-        # The statement is Django's, its parameters quoted by psycopg2 (COPY takes none).
-        query = cursor.mogrify(sql, params).decode()
-        aggregated = f"SELECT array_agg(v) FROM ({query}) AS q(v)"  # noqa: S608
-        cursor.copy_expert(f"COPY ({aggregated}) TO STDOUT (FORMAT binary)", received)
-    data = received.getbuffer()
-    # Header (signature, flags, extension length), then the one row: field count, length
-    # (-1: NULL, no rows) and the array: dimensions, flags, element type, per dimension its
-    # size and lower bound, then each element's length and value.
-    position = len(HEADER) + 8 + struct.unpack_from("!i", data, len(HEADER) + 4)[0]
-    _fields, length = struct.unpack_from("!hi", data, position)
+    # One row, one field: its length (-1: NULL, no values), then the array: dimensions,
+    # flags, element type, per dimension its size and lower bound, then each element's
+    # length and value.
+    length = stream.integer(4)
     if length == -1:
         return np.zeros(0, dtype=np.int64)
-    dimensions, _flags, _type = struct.unpack_from("!iii", data, position + 6)
+    array = stream.read(length)
+    dimensions, _flags, _type = struct.unpack_from("!iii", array)
     if dimensions == 0:
         return np.zeros(0, dtype=np.int64)
-    size, _lower = struct.unpack_from("!ii", data, position + 18)
-    start = position + 26
-    (width,) = struct.unpack_from("!i", data, start)  # every element has the same length
+    size, _lower = struct.unpack_from("!ii", array, 12)
+    (width,) = struct.unpack_from("!i", array, 20)  # every element has the same length
     layout = np.dtype([("length", ">i4"), ("value", f">i{width}")])
-    return np.frombuffer(data, dtype=layout, count=size, offset=start)["value"].astype(np.int64)
+    return np.frombuffer(array, dtype=layout, count=size, offset=20)["value"].astype(np.int64)

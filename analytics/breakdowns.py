@@ -278,14 +278,15 @@ def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.
     ):
         packed.add(month)
         ids = np.frombuffer(ids, dtype=np.uint32)
-        keep = lookup.take(ids, mode="clip")
-        groups = np.frombuffer(groups, dtype=np.uint8)
-        # The unwanted entries weigh 0: cheaper than selecting the wanted ones.
+        # The wanted entries' positions, then each array taken at them: about twice as fast
+        # as selecting with the flags or weighing the others 0.
+        kept = np.flatnonzero(lookup.take(ids, mode="clip"))
+        groups = np.frombuffer(groups, dtype=np.uint8).take(kept).astype(np.intp)
         purchases += np.bincount(
-            groups, weights=bitmaps.unpack_ints(counts, ids.size) * keep, minlength=size
+            groups, weights=bitmaps.unpack_ints(counts, ids.size).take(kept), minlength=size
         )
         cents += np.bincount(
-            groups, weights=bitmaps.unpack_ints(amounts, ids.size) * keep, minlength=size
+            groups, weights=bitmaps.unpack_ints(amounts, ids.size).take(kept), minlength=size
         )
     purchases, cents = np.rint(purchases).astype(np.int64), np.rint(cents).astype(np.int64)
     rest = [month for month in whole if month not in packed]

@@ -134,14 +134,30 @@ def customer_set(filters: Filters | None) -> BitMap | None:
     return bitmaps.load(blob)
 
 
-def _matching(attributes: Attributes, filters: Filters) -> np.ndarray:
+def _members(segment: int) -> np.ndarray:
+    """A segment's member ids: hundreds of thousands, read as one array, not row by row."""
+    return integer_column(
+        SegmentMember.objects.filter(segment_id=segment).order_by(), "customer_id"
+    )
+
+
+def _members_in_thread(segment: int) -> np.ndarray:
+    try:
+        return _members(segment)
+    finally:
+        connection.close()  # the thread's own connection
+
+
+def _matching(
+    attributes: Attributes, filters: Filters, members: np.ndarray | None = None
+) -> np.ndarray:
+    """Ids of the customers matching ``filters`` now (ascending), the segment's ``members``
+    given if already read."""
     ids = attributes.matching(prefecture=filters.prefecture, channel=filters.channel)
     if filters.segment is not None:
-        # Hundreds of thousands of members: read as one array, not row by row, and kept
-        # with flags (ascending ids, whatever order the members came in).
-        members = integer_column(
-            SegmentMember.objects.filter(segment_id=filters.segment).order_by(), "customer_id"
-        )
+        if members is None:
+            members = _members(filters.segment)
+        # Kept with flags: ascending ids, whatever order the members came in.
         size = int(max(ids[-1] if ids.size else 0, members.max(initial=0))) + 1
         matching, member = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
         matching[ids] = True
@@ -158,9 +174,16 @@ def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
     if not filters:
         return
     key = _filter_key(filters)
-    attributes = current_attributes()
+    if filters.segment is not None and not connection.in_atomic_block:
+        # The members are read while the snapshot loads: both wait mostly on the database.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(_members_in_thread, filters.segment)
+            attributes = current_attributes()
+            members = pending.result()
+    else:
+        attributes, members = current_attributes(), None
     if attributes is not None:
-        ids = _matching(attributes, filters)
+        ids = _matching(attributes, filters, members)
         cache.set(key, bitmaps.dump(bitmaps.from_ids(ids)), FILTER_CACHE_SECONDS)
         counts = {end: attributes.on_record(ids, end) for end in ends}
         cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)

@@ -58,18 +58,19 @@ def _read(period: Period, filters: Filters | None) -> Figures:
     size = max(int(ids[-1]) for ids, _n, _c in parts) + 1
     counts = np.zeros(size, dtype=np.int64)
     cents = np.zeros(size, dtype=np.int64)
+    customers = customer_set(filters)
+    lookup = None if customers is None else bitmaps.lookup_of(customers)
     for ids, n, c in parts:
+        if lookup is not None:
+            # Only the wanted customers' entries are added up: their positions first, then
+            # each array taken at them (faster than selecting with the flags).
+            kept = np.flatnonzero(lookup.take(ids, mode="clip"))
+            ids, n, c = ids.take(kept), n.take(kept), c.take(kept)
         # Each id appears once per month or day: plain fancy indexing adds exactly (with
         # native index integers: a third faster than indexing with the stored uint32).
         index = ids.astype(np.intp)
         counts[index] += n
         cents[index] += c
-    customers = customer_set(filters)
-    if customers is not None:
-        chosen = bitmaps.to_numpy(customers)
-        allowed = np.zeros(size, dtype=bool)
-        allowed[chosen[chosen < size]] = True
-        counts[~allowed] = 0
     ids = np.flatnonzero(counts)  # every purchase counts 1, a free one too
     return Figures(ids, counts[ids], cents[ids])
 

@@ -4,6 +4,7 @@ SELECT gives: blobs, dates, flags, text with non-ASCII, decimals, empty and no r
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -86,3 +87,20 @@ def test_decimals_are_exact(store, revenue):
     )
     [(got,)] = binary_rows(BreakdownCell.objects.filter(pk=cell.pk), "revenue")
     assert got == Decimal(revenue) and str(got) == str(Decimal(revenue).quantize(Decimal("0.01")))
+
+
+def test_stream_reads_across_messages():
+    """PostgreSQL sends a message per row, so a field lies inside one; the stream still
+    reads one split anywhere (another server could), as views where it can."""
+    from analytics.binary_rows import _Stream
+
+    data = bytes(range(256)) * 3
+    for cuts in ([], [1], [5, 6, 300], [255, 256, 257], list(range(0, len(data), 7))):
+        bounds = [0, *cuts, len(data)]
+        stream = _Stream([data[a:b] for a, b in pairwise(bounds)])
+        assert bytes(stream.read(3)) == data[:3]
+        assert stream.integer(2) == int.from_bytes(data[3:5], "big", signed=True)
+        assert bytes(stream.read(600)) == data[5:605]
+        assert bytes(stream.read(len(data) - 605)) == data[605:]
+        with pytest.raises(ValueError):
+            stream.read(1)
