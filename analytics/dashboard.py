@@ -31,6 +31,7 @@ from analytics.breakdowns import DIMENSIONS, purchase_timing, revenue_by, top_cu
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
 from analytics.deciles import deciles_of, pareto_of
 from analytics.definitions import COUNT, MONEY, NUMBER, RATE
+from analytics.goals import goals_for_dashboard
 from analytics.kpis import Filters, Period, customer_set, kpis_with_comparisons, prime_filter
 from analytics.period_spend import spend_ranked
 from analytics.rollups import month_of
@@ -560,8 +561,10 @@ def _in_threads(names: list[str], run: Callable[[str], object]) -> dict[str, obj
     return {name: outcomes[name][1] for name in names}
 
 
-def build_dashboard(*, start: date, end: date, filters: Filters) -> dict:
-    """Every part's figures for start..end, and ``timings`` (ms per part)."""
+def build_dashboard(*, start: date, end: date, filters: Filters, user=None) -> dict:
+    """Every part's figures for start..end, and ``timings`` (ms per part); with ``user``,
+    also ``goals``: the goals panel's rows for them (goals_for_dashboard), computed with the
+    rest rather than while the page renders."""
     period = Period(start, end)
     result: dict = {"timings": {}}
     began = time.perf_counter()
@@ -575,12 +578,18 @@ def build_dashboard(*, start: date, end: date, filters: Filters) -> dict:
     # Threads have their own database connections, which cannot see the writes of a
     # transaction still open here (tests): then the parts run one after the other.
     def run(name: str):
+        if name == "goals":
+            began = time.perf_counter()
+            with translation.override(language):
+                rows = goals_for_dashboard(user=user)
+            return rows, (time.perf_counter() - began) * 1000
         return _timed(name, period, filters, language)
 
+    names = list(PARTS) + (["goals"] if user is not None else [])
     if connection.in_atomic_block:
-        done = {name: run(name) for name in PARTS}
+        done = {name: run(name) for name in names}
     else:
-        done = _in_threads(list(PARTS), run)
+        done = _in_threads(names, run)
     for name, (figures, ms) in done.items():
         result[name] = figures
         result["timings"][name] = ms

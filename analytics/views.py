@@ -33,7 +33,7 @@ def dashboard_page(request):
     start, end = form.dates()
     filters = form.filters()
     began = time.perf_counter()
-    figures = dashboard.build_dashboard(start=start, end=end, filters=filters)
+    figures = dashboard.build_dashboard(start=start, end=end, filters=filters, user=request.user)
     timings = {**figures["timings"], "figures": (time.perf_counter() - began) * 1000}
     query = request.GET.urlencode()
     context = {

@@ -18,13 +18,17 @@ register = template.Library()
 
 
 @register.inclusion_tag("analytics/_goals_panel.html")
-def goals_panel(user, today=None):
-    """Current goals with actual vs target, progress and status; renders alone too."""
+def goals_panel(user, today=None, rows=None):
+    """Current goals with actual vs target, progress and status; renders alone too. ``rows``:
+    the panel's goals_for_dashboard if already computed (the dashboard computes them while
+    its other figures are read)."""
     can_view = bool(user and user.is_authenticated and user.has_perm("analytics.view_goal"))
+    if rows is None:
+        rows = goals_for_dashboard(user=user, today=today or analytics_today())
     return {
         "can_view": can_view,
         "can_add": can_view and user.has_perm("analytics.add_goal"),
-        "rows": goals_for_dashboard(user=user, today=today or analytics_today()),
+        "rows": rows,
     }
 
 

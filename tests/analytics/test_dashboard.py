@@ -15,6 +15,7 @@ import pytest
 
 from analytics.customer_attributes import snapshot_customers
 from analytics.dashboard import TABLE_SECTIONS
+from analytics.goals import analytics_today, create_goal
 from analytics.rollups import day_start, rebuild_rollups
 from customers.models import Customer
 from segments.models import Segment, SegmentMember
@@ -413,6 +414,15 @@ def test_parts_computed_in_parallel_threads_give_the_same_figures(
     """Outside a transaction (as in production) the parts run in threads with their own
     database connections; the figures are the oracle's all the same."""
     rebuild_rollups()
+    today = analytics_today()
+    goal = create_goal(
+        kpi="revenue",
+        target_kind="absolute",
+        target=Decimal("1000"),
+        owner=marketer,
+        start=today.replace(day=1),
+        end=today,
+    )
     response = get_page(client_as(marketer), prefecture="13", **LONG)
     data = embedded(response, "analytics-figures")
     members = {store[name].pk for name in ("c1", "c3", "c5")}
@@ -430,5 +440,8 @@ def test_parts_computed_in_parallel_threads_give_the_same_figures(
     html = response.content.decode()
     assert 'id="top-customers"' in html and 'id="timing"' in html
     assert "data-goals-panel" in html
+    # The panel's goal was computed in a thread too (its own database connection).
+    assert "goals;dur=" in response["Server-Timing"]
+    assert f'data-goal="{goal.pk}"' in html
     assert "timing;dur=" in response["Server-Timing"]
     assert "revenue_category;dur=" in response["Server-Timing"]

@@ -7,9 +7,9 @@
 Needs the rollups (built by ``tests.bench.bench_analytics`` on its first run; this refuses to
 start without them). Sets up what the page shows beyond the rollups: a fresh customer
 snapshot (as the refresh task makes every few minutes), a scoring run of the whole dataset
-(the RFM grid; ``--no-rfm`` skips it) and a segment of every fifth customer (200,000
-members, for the segment filter). The run and the segment are deleted at the end, whatever
-happens.
+(the RFM grid; ``--no-rfm`` skips it), a segment of every fifth customer (200,000
+members, for the segment filter) and eight current goals on the goals panel. The run, the
+segment and the goals are deleted at the end, whatever happens.
 
 Then it requests the whole page (every figure, server-side, the charts' data embedded) as a
 signed-in marketer, each request in a new process with an empty cache (Django's cache and
@@ -132,8 +132,46 @@ def cold(url: str, runs: int, rfm_warm: bool) -> tuple[list[float], dict[str, li
     return timings, sections, size
 
 
-def setup(with_rfm: bool) -> tuple[int, int | None]:
-    """The segment (every fifth customer) and, unless skipped, a scoring run of everyone."""
+# The goals of the panel a manager sees first (current as of today, tests.bench.bench_goals'
+# kinds): the whole of Q4 2026, November and the year.
+GOALS = [
+    ("revenue", "absolute", "2000000000", "2026-10-01", "2026-12-31"),
+    ("retention_rate", "change", "0.05", "2026-10-01", "2026-12-31"),
+    ("churn_rate", "change", "-0.03", "2026-10-01", "2026-12-31"),
+    ("aov", "absolute", "9000", "2026-10-01", "2026-12-31"),
+    ("customers", "change", "0.02", "2026-10-01", "2026-12-31"),
+    ("new_customers", "change", "0.10", "2026-11-01", "2026-11-30"),
+    ("repeat_rate", "absolute", "0.45", "2026-01-01", "2026-12-31"),
+    ("active_customers", "absolute", "600000", "2026-01-01", "2026-12-31"),
+]
+
+
+def create_goals() -> list[int]:
+    """GOALS, owned by the benchmark's marketer (who sees the panel)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+
+    from analytics.goals import create_goal
+
+    owner = get_user_model().objects.get(username="bench-marketer")
+    return [
+        create_goal(
+            kpi=kpi,
+            target_kind=kind,
+            target=Decimal(target),
+            owner=owner,
+            start=date.fromisoformat(start),
+            end=date.fromisoformat(end),
+        ).pk
+        for kpi, kind, target, start, end in GOALS
+    ]
+
+
+def setup(with_rfm: bool) -> tuple[int, int | None, list[int]]:
+    """The segment (every fifth customer), the goals and, unless skipped, a scoring run of
+    everyone."""
     from django.db import connection
 
     # What the refresh task does every few minutes: a fresh customer snapshot (filters and
@@ -154,6 +192,11 @@ def setup(with_rfm: bool) -> tuple[int, int | None]:
             [segment.pk],
         )
         print(f"setup: segment #{segment.pk} with {cursor.rowcount:,} members")
+    from tests.bench.bench_analytics import client
+
+    client()  # creates the benchmark's marketer, the goals' owner, if needed
+    goal_ids = create_goals()
+    print(f"setup: {len(goal_ids)} current goals on the panel")
     run_id = None
     if with_rfm:
         from tests.bench.bench_rfm_reports import make_run
@@ -171,19 +214,21 @@ def setup(with_rfm: bool) -> tuple[int, int | None]:
             f"setup: scoring run #{run.pk} ({run.customers_scored:,} customers) "
             f"in {time.perf_counter() - started:.1f} s"
         )
-    return segment.pk, run_id
+    return segment.pk, run_id, goal_ids
 
 
-def cleanup(segment_id: int | None, run_id: int | None) -> None:
+def cleanup(segment_id: int | None, run_id: int | None, goal_ids: list[int]) -> None:
+    from analytics.models import Goal
     from segments.models import CustomerScore, ScoringRun, Segment, SegmentMember
 
+    Goal.objects.filter(pk__in=goal_ids).delete()
     if run_id is not None:
         CustomerScore.objects.filter(run_id=run_id)._raw_delete(CustomerScore.objects.db)
         ScoringRun.objects.filter(pk=run_id).delete()
     if segment_id is not None:
         SegmentMember.objects.filter(segment_id=segment_id)._raw_delete(SegmentMember.objects.db)
         Segment.objects.filter(pk=segment_id).delete()
-    print("cleaned up: the scoring run and the segment are deleted")
+    print("cleaned up: the scoring run, the segment and the goals are deleted")
 
 
 def main() -> None:
@@ -208,8 +253,9 @@ def main() -> None:
     if state is None or state.built_at is None:
         sys.exit("The rollups are not built: run tests.bench.bench_analytics once first.")
     segment_id = run_id = None
+    goal_ids: list[int] = []
     try:
-        segment_id, run_id = setup(with_rfm=not args.no_rfm)
+        segment_id, run_id, goal_ids = setup(with_rfm=not args.no_rfm)
         print(f"\ncold (new process, empty cache), {args.runs} requests per case:")
         if args.rfm_warm:
             print("(except the RFM grid of the run, cached as the worker does after a run)")
@@ -226,7 +272,7 @@ def main() -> None:
                 + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in sections.items())
             )
     finally:
-        cleanup(segment_id, run_id)
+        cleanup(segment_id, run_id, goal_ids)
 
 
 if __name__ == "__main__":
