@@ -143,10 +143,10 @@ def _masked_cell_sums(
     return purchases, cents, cells
 
 
-def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> dict[str, _Sums]:
+def _sums_by_key(dimension: str, period: Period, filters: Filters | None) -> dict[str, _Sums]:
     sums: dict[str, _Sums] = {}
     cells = _cells(dimension, period)
-    if customers is None:
+    if not filters:
         blobs: dict[str, list[BitMap]] = {}
         for key, n, revenue, bitmap in binary_rows(
             cells, "key", "purchases", "revenue", "customers"
@@ -166,6 +166,10 @@ def _sums_by_key(dimension: str, period: Period, customers: BitMap | None) -> di
             cells, "key", "customers", "amounts", "counts"
         )
     ]
+    # The cells are read first: the filter's customers may still be being primed.
+    customers = customer_set(filters)
+    if not customers:
+        return sums
     purchases, cents, parts = _masked_cell_sums(customers, rows, len(keys))
     for key, group in keys.items():
         if purchases[group]:
@@ -234,17 +238,16 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
     local weekday at that hour."""
     purchases = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
     cents = np.zeros(WEEKDAYS * HOURS, dtype=np.int64)
-    customers = customer_set(filters)
-    cells = _cells(BreakdownDimension.HOUR, Period(start, end))
-    if customers is None:
+    if not filters:
+        cells = _cells(BreakdownDimension.HOUR, Period(start, end))
         for day, is_month, key, n, revenue in cells.values_list(
             "day", "is_month", "key", "purchases", "revenue"
         ):
             group = _hour_group(day, is_month, key)
             purchases[group] += n
             cents[group] += int(revenue * 100)
-    elif customers:
-        purchases, cents = _filtered_timing(Period(start, end), customers)
+    else:
+        purchases, cents = _filtered_timing(Period(start, end), filters)
     return [
         {
             "weekday": w,
@@ -257,25 +260,32 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
     ]
 
 
-def _filtered_timing(period: Period, customers: BitMap) -> tuple[np.ndarray, np.ndarray]:
-    """Purchases and cents per weekday x hour of ``customers``: whole months from their packed
-    rows (``HourMonth``, all of a month's entries at once), the other days and any month
-    without its row from the cells."""
+def _filtered_timing(period: Period, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+    """Purchases and cents per weekday x hour of the customers matching ``filters``: whole
+    months from their packed rows (``HourMonth``, all of a month's entries at once), the
+    other days and any month without its row from the cells."""
     whole, days = split_period(period)
-    lookup = bitmaps.lookup_of(customers)
     size = WEEKDAYS * HOURS
     # Float sums of integers, exact below 2**53 minor units: bincount's weights are floats.
     purchases = np.zeros(size, dtype=np.float64)
     cents = np.zeros(size, dtype=np.float64)
+    # The rows are read first: the filter's customers may still be being primed.
+    rows = list(
+        binary_rows(
+            HourMonth.objects.filter(month__in=whole),
+            "month",
+            "groups",
+            "customers",
+            "amounts",
+            "counts",
+        )
+    )
+    customers = customer_set(filters)
+    if not customers:
+        return purchases.astype(np.int64), cents.astype(np.int64)
+    lookup = bitmaps.lookup_of(customers)
     packed = set()
-    for month, groups, ids, amounts, counts in binary_rows(
-        HourMonth.objects.filter(month__in=whole),
-        "month",
-        "groups",
-        "customers",
-        "amounts",
-        "counts",
-    ):
+    for month, groups, ids, amounts, counts in rows:
         packed.add(month)
         ids = np.frombuffer(ids, dtype=np.uint32)
         # The wanted entries' positions, then each array taken at them: about twice as fast
@@ -322,10 +332,7 @@ def revenue_by(
     if dimension == "prefecture":
         sums = _sums_by_prefecture(period, filters)
     else:
-        customers = customer_set(filters)
-        if customers is not None and not customers:
-            return []
-        sums = _sums_by_key(dimension, period, customers)
+        sums = _sums_by_key(dimension, period, filters)
     total = sum(s.cents for s in sums.values())
     ordered = sorted(sums.items(), key=lambda item: (-item[1].cents, item[0]))
     return [

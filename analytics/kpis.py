@@ -19,6 +19,8 @@ the customers who match now: a set of ids intersected with the rollups' bitmaps.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -116,12 +118,28 @@ def _filter_key(filters: Filters) -> str:
     return "analytics:customers:" + ":".join(map(str, parts))
 
 
+# Filters being primed in this process (filter_primer): their readers wait for the prime
+# instead of computing the same customer set again.
+_priming: dict[str, threading.Event] = {}
+_priming_lock = threading.Lock()
+# A prime that never runs (its thread failed to start) delays its readers this long at most.
+PRIME_WAIT_SECONDS = 60
+
+
+def _await_prime(key: str) -> None:
+    with _priming_lock:
+        pending = _priming.get(key)
+    if pending is not None:
+        pending.wait(PRIME_WAIT_SECONDS)
+
+
 def customer_set(filters: Filters | None) -> BitMap | None:
     """The ids of the customers matching ``filters`` (None without filters), cached until the
     next rollup refresh or for a few minutes."""
     if not filters:
         return None
     key = _filter_key(filters)
+    _await_prime(key)
     blob = cache.get(key)
     if blob is None:
         attributes = current_attributes()
@@ -197,6 +215,29 @@ def prime_filter(*, filters: Filters | None, ends: list[date]) -> None:
     cache.set(_counts_key(key, ends), counts, FILTER_CACHE_SECONDS)
 
 
+def filter_primer(*, filters: Filters | None, ends: list[date]) -> Callable[[], None]:
+    """``prime_filter`` to run later, in another thread: from now until it has run, this
+    process's customer_set and customer_counts of ``filters`` wait for it rather than
+    compute the same. The dashboard's parts start reading the rollups meanwhile."""
+    if not filters:
+        return lambda: None
+    key = _filter_key(filters)
+    done = threading.Event()
+    with _priming_lock:
+        _priming[key] = done
+
+    def prime() -> None:
+        try:
+            prime_filter(filters=filters, ends=ends)
+        finally:
+            with _priming_lock:
+                if _priming.get(key) is done:
+                    del _priming[key]
+            done.set()
+
+    return prime
+
+
 def _counts_key(filter_key: str, ends: list[date]) -> str:
     return filter_key + ":counts:" + ",".join(end.isoformat() for end in ends)
 
@@ -239,7 +280,7 @@ class RollupReader:
 
     def __init__(self, *, filters: Filters | None = None):
         self.filters = filters or None
-        self.customers = customer_set(self.filters)
+        self._customers: list[BitMap | None] = []  # read when first needed, after load()
         self.months: dict[date, tuple] = {}
         self.days: dict[date, tuple] = {}
         self.seconds_by_month: dict[date, _Lazy] = {}
@@ -281,6 +322,12 @@ class RollupReader:
         if repeat_ends and not self.seconds_by_month:
             for month, second in binary_rows(MonthlyRollup.objects.all(), "month", "second_buyers"):
                 self.seconds_by_month[month] = _Lazy(second)
+
+    @property
+    def customers(self) -> BitMap | None:
+        if not self._customers:
+            self._customers.append(customer_set(self.filters))
+        return self._customers[0]
 
     def _restrict(self, bitmap: BitMap) -> BitMap:
         return bitmap if self.customers is None else bitmap & self.customers
@@ -357,7 +404,9 @@ def customer_counts(ends: list[date], filters: Filters | None) -> dict[date, int
     (analytics.customer_attributes) when there is a recent one, else one query over the
     customers (none with a filter after prime_filter)."""
     if filters:
-        counts = cache.get(_counts_key(_filter_key(filters), ends))
+        key = _filter_key(filters)
+        _await_prime(key)
+        counts = cache.get(_counts_key(key, ends))
         if counts is not None:
             return counts
         attributes = current_attributes()

@@ -127,10 +127,11 @@ def period_totals(*, period: Period, filters: Filters | None = None) -> tuple[in
         done.wait()
         if result:
             return int(result[0].counts.sum()), int(result[0].cents.sum())
+    parts = _parts(period)  # read before the filter's customers, which may be being primed
     customers = customer_set(filters)
     lookup = None if customers is None else bitmaps.lookup_of(customers)
     purchases = cents = 0
-    for ids, n, c in _parts(period):
+    for ids, n, c in parts:
         if lookup is None:
             purchases += int(n.sum(dtype=np.int64))
             cents += int(c.sum(dtype=np.int64))

@@ -445,3 +445,34 @@ def test_parts_computed_in_parallel_threads_give_the_same_figures(
     assert f'data-goal="{goal.pk}"' in html
     assert "timing;dur=" in response["Server-Timing"]
     assert "revenue_category;dur=" in response["Server-Timing"]
+
+
+def test_readers_wait_for_the_filters_pending_prime(transactional_db, store):
+    """While the dashboard's first job primes a filter, the parts' readers of its customer set
+    wait for it (rather than compute the same), then get the prime's set."""
+    import threading
+
+    from django.db import connection
+
+    from analytics.kpis import Filters, customer_set, filter_primer
+
+    snapshot_customers()
+    filters = Filters(prefecture="13")
+    prime = filter_primer(filters=filters, ends=[date(2026, 6, 30)])
+    got = []
+
+    def read() -> None:
+        try:
+            got.append(customer_set(filters))
+        finally:
+            connection.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(timeout=0.5)
+    assert reader.is_alive() and not got  # waiting for the prime
+    prime()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    tokyo = set(Customer.objects.filter(prefecture="13").values_list("id", flat=True))
+    assert set(got[0]) == tokyo and tokyo
