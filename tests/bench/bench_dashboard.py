@@ -44,6 +44,16 @@ WARM_TEMPLATES = (
     "analytics/_breakdowns.html",
     "analytics/_breakdown_table.html",
     "analytics/_goals_panel.html",
+    "analytics/goals/_styles.html",
+    "base.html",
+    "includes/messages.html",
+)
+WARM_WIDGET_TEMPLATES = (
+    "django/forms/widgets/select.html",
+    "django/forms/widgets/select_option.html",
+    "django/forms/widgets/date.html",
+    "django/forms/widgets/input.html",
+    "django/forms/widgets/attrs.html",
 )
 SEGMENT_NAME = "bench-dashboard-every-fifth"
 MONTH = {"period": "custom", "start": "2026-10-01", "end": "2026-10-31"}
@@ -88,6 +98,11 @@ def cold_one(url: str, rfm_warm: bool) -> None:
     # is part of warming Django up, like the URLconf (the figures and caches stay cold).
     for name in WARM_TEMPLATES:
         get_template(name)
+    # And the form widgets' templates (the filter form), compiled by the forms' renderer.
+    from django.forms.renderers import get_default_renderer
+
+    for name in WARM_WIDGET_TEMPLATES:
+        get_default_renderer().get_template(name)
     # Likewise Babel's locale data, which a server loads at its first amount of money.
     from django.utils import translation
 
