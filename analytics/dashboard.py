@@ -574,8 +574,6 @@ def build_dashboard(*, start: date, end: date, filters: Filters, user=None) -> d
     prime = filter_primer(filters=filters, ends=[p.end for p in compared])
     language = translation.get_language()
 
-    # Threads have their own database connections, which cannot see the writes of a
-    # transaction still open here (tests): then the parts run one after the other.
     def run(name: str):
         if name == "customers":
             began = time.perf_counter()
@@ -589,6 +587,8 @@ def build_dashboard(*, start: date, end: date, filters: Filters, user=None) -> d
         return _timed(name, period, filters, language)
 
     names = ["customers", *PARTS] + (["goals"] if user is not None else [])
+    # Threads have their own database connections, which cannot see the writes of a
+    # transaction still open here (tests): then the parts run one after the other.
     if connection.in_atomic_block:
         done = {name: run(name) for name in names}
     else:

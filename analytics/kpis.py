@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 
 import numpy as np
 from django.core.cache import cache
@@ -280,7 +281,6 @@ class RollupReader:
 
     def __init__(self, *, filters: Filters | None = None):
         self.filters = filters or None
-        self._customers: list[BitMap | None] = []  # read when first needed, after load()
         self.months: dict[date, tuple] = {}
         self.days: dict[date, tuple] = {}
         self.seconds_by_month: dict[date, _Lazy] = {}
@@ -323,11 +323,11 @@ class RollupReader:
             for month, second in binary_rows(MonthlyRollup.objects.all(), "month", "second_buyers"):
                 self.seconds_by_month[month] = _Lazy(second)
 
-    @property
+    @cached_property
     def customers(self) -> BitMap | None:
-        if not self._customers:
-            self._customers.append(customer_set(self.filters))
-        return self._customers[0]
+        """The filter's customers, read when first needed: after load(), so that the rollups
+        are read while the filter may still be being primed."""
+        return customer_set(self.filters)
 
     def _restrict(self, bitmap: BitMap) -> BitMap:
         return bitmap if self.customers is None else bitmap & self.customers
