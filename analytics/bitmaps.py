@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 from collections.abc import Iterable
 
 import numpy as np
@@ -10,6 +11,8 @@ from pyroaring import BitMap
 # pyroaring's BitMap holds 32-bit values; customer ids beyond are refused loudly rather than
 # silently wrapped (4.29 billion customers is far beyond what one database here holds).
 MAX_ID = 2**32 - 1
+# The array.array type code of unsigned 32-bit integers ("I" on every platform we know).
+_UINT32 = next(code for code in "IL" if array.array(code).itemsize == 4)
 
 
 def load(blob: bytes | memoryview | None) -> BitMap:
@@ -29,7 +32,9 @@ def from_ids(ids: Iterable[int] | np.ndarray) -> BitMap:
     if isinstance(ids, np.ndarray):
         if ids.size and int(ids.max()) > MAX_ID:
             raise ValueError("customer ids above 2**32-1 are not supported by the rollups")
-        return BitMap(ids.astype(np.uint32, copy=False))
+        # Through an array.array: pyroaring reads its buffer at once, where a numpy array
+        # is iterated value by value (5x slower, holding the interpreter lock).
+        return BitMap(array.array(_UINT32, ids.astype(np.uint32, copy=False).tobytes()))
     return BitMap(ids)
 
 

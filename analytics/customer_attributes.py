@@ -29,13 +29,12 @@ from datetime import date, timedelta
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from analytics import bitmaps
+from analytics import bitmaps, rollup_state
 from analytics.binary_rows import binary_rows
-from analytics.models import CustomerLifetime, CustomerSnapshot, MonthlyRollup, RollupState
+from analytics.models import CustomerLifetime, CustomerSnapshot, MonthlyRollup
 from analytics.rollups import analytics_timezone
 from customers.models import Customer
 
@@ -336,10 +335,7 @@ class LifetimeTotals(CohortNumbers):
 
 def _rollup_state() -> tuple:
     """(version, refreshed_at) of the rollups: every refresh or rebuild changes both."""
-    return RollupState.objects.filter(id=1).values_list("version", "refreshed_at").first() or (
-        0,
-        None,
-    )
+    return rollup_state.current()
 
 
 def exact_sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
@@ -443,9 +439,8 @@ def lifetime_totals(lifetimes: Lifetimes) -> dict:
 def fresh_totals() -> LifetimeTotals | None:
     """The stored totals if computed from the current rollups (None otherwise, or in a row
     built before they existed): one small query, no array."""
-    current = RollupState.objects.filter(id=1).values("version")
     found = (
-        CustomerLifetime.objects.filter(id=1, rollup_version=Subquery(current))
+        CustomerLifetime.objects.filter(id=1, rollup_version=rollup_state.current()[0])
         .values_list("first_month", "totals")
         .first()
     )
@@ -490,9 +485,8 @@ def _stored_lifetimes(version: int) -> Lifetimes:
 def fresh_lifetimes() -> Lifetimes | None:
     """The stored lifetime figures if computed from the current rollups (None otherwise),
     loaded once per process while unchanged."""
-    current = RollupState.objects.filter(id=1).values("version")
     found = (
-        CustomerLifetime.objects.filter(id=1, rollup_version=Subquery(current))
+        CustomerLifetime.objects.filter(id=1, rollup_version=rollup_state.current()[0])
         .values_list("rollup_version", "built_at")
         .first()
     )

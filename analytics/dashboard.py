@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
-from analytics import definitions
+from analytics import definitions, rollup_state
 from analytics.breakdown_tables import context_of
 from analytics.breakdowns import DIMENSIONS, purchase_timing, revenue_by, top_customers
 from analytics.cohorts import average_ltv, cohort_table, ltv_by_channel, ltv_by_cohort
@@ -573,10 +573,17 @@ def build_dashboard(*, start: date, end: date, filters: Filters, user=None) -> d
     # first job: the parts all need them, and read the rollups meanwhile (their readers wait
     # for this prime rather than compute the same).
     compared = (period, period.previous(), period.last_year())
-    prime = filter_primer(filters=filters, ends=[p.end for p in compared])
+    # Read once: every part's threads answer their dozens of cache keys from it.
+    state = rollup_state.current()
+    with rollup_state.pinned(state):
+        prime = filter_primer(filters=filters, ends=[p.end for p in compared])
     language = translation.get_language()
 
     def run(name: str):
+        with rollup_state.pinned(state):
+            return compute(name)
+
+    def compute(name: str):
         if name == "customers":
             began = time.perf_counter()
             prime()

@@ -33,10 +33,10 @@ from django.db import connection
 from django.db.models import Count, Q
 from pyroaring import BitMap
 
-from analytics import bitmaps
+from analytics import bitmaps, rollup_state
 from analytics.binary_rows import binary_rows, integer_column
 from analytics.customer_attributes import Attributes, current_attributes, customers_on_record
-from analytics.models import DailyRollup, MonthlyRollup, RollupState
+from analytics.models import DailyRollup, MonthlyRollup
 from analytics.rollups import day_start, month_end, month_of, months_between
 from customers.models import Customer
 from segments.models import SegmentMember
@@ -111,7 +111,7 @@ class Filters:
 
 
 def rollup_version() -> int:
-    return RollupState.objects.filter(id=1).values_list("version", flat=True).first() or 0
+    return rollup_state.current()[0]
 
 
 def _filter_key(filters: Filters) -> str:
@@ -495,4 +495,4 @@ def kpis_with_comparisons(*, start: date, end: date, filters: Filters | None = N
 
 def refreshed_at():
     """When the rollups were last brought up to date (None: never built)."""
-    return RollupState.objects.filter(id=1).values_list("refreshed_at", flat=True).first()
+    return rollup_state.current()[1]

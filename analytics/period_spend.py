@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics import bitmaps
+from analytics import bitmaps, rollup_state
 from analytics.binary_rows import binary_rows
 from analytics.kpis import Filters, Period, customer_set, split_period
-from analytics.models import DailyRollup, MonthlyRollup, RollupState
+from analytics.models import DailyRollup, MonthlyRollup
 
 MEMO_SECONDS = 10
 COLUMNS = ("active", "amounts", "counts")
@@ -80,9 +80,7 @@ _memo: dict[tuple, tuple[float, threading.Event, list]] = {}
 
 
 def _state() -> tuple:
-    return tuple(
-        RollupState.objects.filter(id=1).values_list("version", "refreshed_at").first() or ()
-    )
+    return rollup_state.current()
 
 
 def period_figures(*, period: Period, filters: Filters | None = None) -> Figures:
