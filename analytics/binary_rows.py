@@ -7,12 +7,13 @@ sends the bytes as they are (the same query, the same rows), and the blobs are h
 views of the received messages, without a copy.
 
 Only the column types the rollups' readers need are decoded: binary, text, boolean, date,
-integers and decimals. NULL is None. On another database than PostgreSQL (the embedded
-SQLite of ``make run``) the same rows come from a plain SELECT.
+integers, decimals and JSON (jsonb). NULL is None. On another database than PostgreSQL (the
+embedded SQLite of ``make run``) the same rows come from a plain SELECT.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -57,6 +58,8 @@ DECODERS: dict[str, Callable[[memoryview], object]] = {
     "TextField": lambda value: bytes(value).decode(),
     "BooleanField": lambda value: value[0] != 0,
     "DateField": lambda value: date.fromordinal(EPOCH + _integer(value)),
+    # jsonb: a format version byte (1), then the JSON text.
+    "JSONField": lambda value: json.loads(bytes(value[1:])),
     "IntegerField": _integer,
     "PositiveIntegerField": _integer,
     "PositiveSmallIntegerField": _integer,

@@ -27,10 +27,12 @@ How it stays fast: the cells are the purchases pre-grouped per day and value, ea
 bitmap of its customers and, aligned with it, each customer's purchase count and spend (the
 layout of ``DailyRollup``). Without a filter, purchases and revenue are summed by the database
 over the cells' totals, and distinct customers are unions of whole months' cells plus the
-days outside whole months. With a filter, the same cells' per-customer arrays are masked by the
-filter's customer set cell by cell (one flag lookup and two masked sums per cell; a value's
-distinct customers are the union of its cells' bitmaps counted inside the set): exact for any
-set of customers (a segment too), at the cost of reading the arrays. The top customers rank
+days outside whole months. With a filter, whole months are read from their packed rows
+(analytics.packed_months: a month's cells of a dimension in one row, less than half their
+bytes) and the other days from their cells, masked by the filter's customer set (one flag
+lookup and two masked sums per row or cell; a value's distinct customers are its wanted ids
+of every month and day counted once): exact for any set of customers (a segment too), at
+the cost of reading the arrays. The top customers rank
 the per-customer figures of analytics.period_spend (whole months' arrays), which the deciles
 and the filtered KPIs share; revenue by prefecture sums the same figures by the customer
 snapshot's prefecture of each customer (no cells to read). Cubes
@@ -49,11 +51,11 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from pyroaring import BitMap
 
-from analytics import bitmaps
+from analytics import bitmaps, packed_months
 from analytics.binary_rows import binary_rows
 from analytics.customer_attributes import current_attributes
 from analytics.kpis import Filters, Period, customer_set, split_period
-from analytics.models import BreakdownCell, BreakdownDimension, HourMonth
+from analytics.models import BreakdownCell, BreakdownDimension
 from analytics.period_spend import period_figures
 from analytics.rollups import analytics_timezone, cents_to_decimal, day_start
 from customers.models import Customer, Purchase, PurchaseChannel
@@ -123,59 +125,88 @@ def _cells_of(dimension: str, whole: list[date], days: list[date]):
 
 
 def _masked_cell_sums(
-    wanted: BitMap, rows, size: int
-) -> tuple[np.ndarray, np.ndarray, list[list[BitMap]]]:
+    lookup: np.ndarray, rows, size: int, *, with_customers: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
     """``rows``: (group, customers, amounts, counts) of cells, group in 0..size-1. The
-    purchases and cents of ``wanted``'s entries per group, and each group's cells' bitmaps
-    (their distinct customers are a union away). Cell by cell: a cell's group is its own, so
-    each needs one flag lookup and two masked sums, nothing concatenated or sorted."""
-    lookup = bitmaps.lookup_of(wanted)
+    purchases and cents per group of the entries flagged in ``lookup`` (bitmaps.lookup_of),
+    and, ``with_customers``, each group's wanted ids cell by cell (their distinct count is
+    packed_months.distinct's). Cell by cell: a cell's group is its own, so each needs one
+    flag lookup and two masked sums, nothing concatenated or sorted."""
     purchases = np.zeros(size, dtype=np.int64)
     cents = np.zeros(size, dtype=np.int64)
-    cells: list[list[BitMap]] = [[] for _ in range(size)]
+    wanted: list[list[np.ndarray]] = [[] for _ in range(size)]
     for group, blob, amounts, counts in rows:
-        customers = bitmaps.load(blob)
-        ids = bitmaps.to_numpy(customers)
+        ids = bitmaps.to_numpy(bitmaps.load(blob))
         keep = lookup.take(ids, mode="clip")
         purchases[group] += bitmaps.masked_sum(bitmaps.unpack_ints(counts, ids.size), keep)
         cents[group] += bitmaps.masked_sum(bitmaps.unpack_ints(amounts, ids.size), keep)
-        cells[group].append(customers)
-    return purchases, cents, cells
+        if with_customers:
+            wanted[group].append(ids[keep])
+    return purchases, cents, wanted
 
 
 def _sums_by_key(dimension: str, period: Period, filters: Filters | None) -> dict[str, _Sums]:
-    sums: dict[str, _Sums] = {}
-    cells = _cells(dimension, period)
     if not filters:
-        blobs: dict[str, list[BitMap]] = {}
-        for key, n, revenue, bitmap in binary_rows(
-            cells, "key", "purchases", "revenue", "customers"
-        ):
-            entry = sums.setdefault(key, _Sums())
-            entry.purchases += n
-            entry.cents += int(revenue * 100)
-            blobs.setdefault(key, []).append(bitmaps.load(bitmap))
-        for key, parts in blobs.items():
-            sums[key].customers = len(bitmaps.union(parts))
-        return sums
+        return _all_sums_by_key(dimension, period)
+    # Whole months from their packed rows, the other months (rows not written yet) and the
+    # days outside whole months from their cells.
+    whole, days = split_period(period)
+    packed = packed_months.rows(dimension, whole)
+    rest = sorted(set(whole) - {row[0] for row in packed})
     # The cells' groups are numbered as they come: the keys are not known before.
     keys: dict[str, int] = {}
-    rows = [
-        (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
-        for key, bitmap, amounts, counts in binary_rows(
-            cells, "key", "customers", "amounts", "counts"
-        )
-    ]
-    # The cells are read first: the filter's customers may still be being primed.
+    cells = []
+    if rest or days:
+        cells = [
+            (keys.setdefault(key, len(keys)), bitmap, amounts, counts)
+            for key, bitmap, amounts, counts in binary_rows(
+                _cells_of(dimension, rest, days), "key", "customers", "amounts", "counts"
+            )
+        ]
+    # The rows are read first: the filter's customers may still be being primed.
     customers = customer_set(filters)
     if not customers:
-        return sums
-    purchases, cents, parts = _masked_cell_sums(customers, rows, len(keys))
-    for key, group in keys.items():
-        if purchases[group]:
-            # Distinct customers: the union of the key's cells, counted inside the filter.
-            distinct = bitmaps.union(parts[group]).intersection_cardinality(customers)
-            sums[key] = _Sums(int(purchases[group]), int(cents[group]), distinct)
+        return {}
+    lookup = bitmaps.lookup_of(customers)
+    # Per key: purchases, cents and the wanted customers' ids of each row or cell.
+    totals: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+
+    def add(key: str, purchases: int, cents: int, ids: list[np.ndarray]) -> None:
+        figures, parts = totals.setdefault(key, ([0, 0], []))
+        figures[0] += purchases
+        figures[1] += cents
+        parts.extend(ids)
+
+    for row in packed:
+        month = packed_months.masked(row, lookup, with_customers=True)
+        for index, key in enumerate(month.keys):
+            add(key, int(month.purchases[index]), int(month.cents[index]), [month.customers[index]])
+    if cells:
+        purchases, cents, wanted = _masked_cell_sums(lookup, cells, len(keys), with_customers=True)
+        for key, group in keys.items():
+            add(key, int(purchases[group]), int(cents[group]), wanted[group])
+    # Distinct customers of a key: its wanted ids of every month and day, counted once.
+    flags = np.zeros(lookup.size, dtype=bool)
+    return {
+        key: _Sums(purchases, cents, packed_months.distinct(parts, flags))
+        for key, ((purchases, cents), parts) in totals.items()
+        if purchases
+    }
+
+
+def _all_sums_by_key(dimension: str, period: Period) -> dict[str, _Sums]:
+    """Without a filter: the cells' totals, and distinct customers by union of bitmaps."""
+    sums: dict[str, _Sums] = {}
+    blobs: dict[str, list[BitMap]] = {}
+    for key, n, revenue, bitmap in binary_rows(
+        _cells(dimension, period), "key", "purchases", "revenue", "customers"
+    ):
+        entry = sums.setdefault(key, _Sums())
+        entry.purchases += n
+        entry.cents += int(revenue * 100)
+        blobs.setdefault(key, []).append(bitmaps.load(bitmap))
+    for key, parts in blobs.items():
+        sums[key].customers = len(bitmaps.union(parts))
     return sums
 
 
@@ -262,48 +293,29 @@ def purchase_timing(*, start: date, end: date, filters: Filters | None = None) -
 
 def _filtered_timing(period: Period, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
     """Purchases and cents per weekday x hour of the customers matching ``filters``: whole
-    months from their packed rows (``HourMonth``, all of a month's entries at once), the
-    other days and any month without its row from the cells."""
+    months from their packed rows (analytics.packed_months), the other days and any month
+    without its row from the cells."""
     whole, days = split_period(period)
     size = WEEKDAYS * HOURS
-    # Float sums of integers, exact below 2**53 minor units: bincount's weights are floats.
-    purchases = np.zeros(size, dtype=np.float64)
-    cents = np.zeros(size, dtype=np.float64)
+    purchases = np.zeros(size, dtype=np.int64)
+    cents = np.zeros(size, dtype=np.int64)
     # The rows are read first: the filter's customers may still be being primed.
-    rows = list(
-        binary_rows(
-            HourMonth.objects.filter(month__in=whole),
-            "month",
-            "groups",
-            "customers",
-            "amounts",
-            "counts",
-        )
-    )
+    packed = packed_months.rows(BreakdownDimension.HOUR, whole)
     customers = customer_set(filters)
     if not customers:
-        return purchases.astype(np.int64), cents.astype(np.int64)
+        return purchases, cents
     lookup = bitmaps.lookup_of(customers)
-    packed = set()
-    for month, groups, ids, amounts, counts in rows:
-        packed.add(month)
-        ids = np.frombuffer(ids, dtype=np.uint32)
-        # The wanted entries' positions, then each array taken at them: about twice as fast
-        # as selecting with the flags or weighing the others 0.
-        kept = np.flatnonzero(lookup.take(ids, mode="clip"))
-        groups = np.frombuffer(groups, dtype=np.uint8).take(kept).astype(np.intp)
-        purchases += np.bincount(
-            groups, weights=bitmaps.unpack_ints(counts, ids.size).take(kept), minlength=size
-        )
-        cents += np.bincount(
-            groups, weights=bitmaps.unpack_ints(amounts, ids.size).take(kept), minlength=size
-        )
-    purchases, cents = np.rint(purchases).astype(np.int64), np.rint(cents).astype(np.int64)
-    rest = [month for month in whole if month not in packed]
+    for row in packed:
+        month = packed_months.masked(row, lookup)
+        # A month's keys are distinct: plain fancy indexing adds each once.
+        groups = np.array([_hour_group(row[0], True, key) for key in month.keys], dtype=np.intp)
+        purchases[groups] += month.purchases
+        cents[groups] += month.cents
+    rest = sorted(set(whole) - {row[0] for row in packed})
     if rest or days:
         cells = _cells_of(BreakdownDimension.HOUR, rest, days)
-        more_purchases, more_cents, _bitmaps = _masked_cell_sums(
-            customers,
+        more_purchases, more_cents, _wanted = _masked_cell_sums(
+            lookup,
             (
                 (_hour_group(day, is_month, key), blob, amounts, counts)
                 for day, is_month, key, blob, amounts, counts in binary_rows(

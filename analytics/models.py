@@ -394,26 +394,33 @@ class CustomerLifetime(models.Model):
         return str(_("Lifetime figures as of %(when)s") % {"when": self.built_at})
 
 
-class HourMonth(models.Model):
-    """A calendar month's purchase timing per customer, packed in one row: for every
-    (customer, weekday x hour) of the month's hour cells, the customer id, the group
-    (weekday x 24 + hour, Monday 0) and the customer's purchase count and spend there.
+class PackedMonth(models.Model):
+    """A calendar month's cells of one breakdown dimension packed in one row: for every
+    (customer, value) of the month's month cells, the customer id, their purchase count and
+    spend there, grouped by value (``keys``, in the order of ``starts``) and each group's
+    customers ascending. The arrays are ``analytics.compact_ints`` (ids as differences).
 
-    The same figures as the month's 168 hour cells (``BreakdownCell``, which stay for the
-    unfiltered totals), for the filtered timing heatmap: a year filtered by customers reads
-    12 rows and masks them in a few vectorised steps, where 2,016 cells cost a round of
-    deserialising and masking each. Written and deleted with the month's hour cells."""
+    The same figures as the month cells (``BreakdownCell``, which stay for the unfiltered
+    totals and the days), for the filtered breakdowns: a year filtered by customers reads 12
+    rows per dimension and masks each in a few vectorised steps, where hundreds of cells
+    cost a round of deserialising and masking each, and reads less than half their bytes.
+    Written and deleted with the month's cells (``analytics.packed_months``)."""
 
-    month = models.DateField(_("month"), primary_key=True)
-    groups = models.BinaryField(_("weekday and hour"), default=b"", editable=False)
+    month = models.DateField(_("month"))
+    dimension = models.CharField(_("dimension"), max_length=20, choices=BreakdownDimension.choices)
+    keys = models.JSONField(_("values"), default=list)
+    # int32 (little-endian): the first entry of each key's group, then the number of entries.
+    starts = models.BinaryField(_("group starts"), default=b"", editable=False)
     customers = models.BinaryField(_("customers"), default=b"", editable=False)
     amounts = models.BinaryField(_("spend per customer"), default=b"", editable=False)
     counts = models.BinaryField(_("purchases per customer"), default=b"", editable=False)
 
     class Meta:
-        verbose_name = _("month of purchase timing")
-        verbose_name_plural = _("months of purchase timing")
-        ordering = ["-month"]
+        verbose_name = _("packed month of breakdown cells")
+        verbose_name_plural = _("packed months of breakdown cells")
+        constraints = [
+            models.UniqueConstraint(fields=["dimension", "month"], name="analytics_packed_once")
+        ]
 
     def __str__(self) -> str:
-        return self.month.strftime("%Y-%m")
+        return f"{self.month:%Y-%m} {self.dimension}"

@@ -40,7 +40,7 @@ from django.db.models import BigIntegerField, Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Cast, ExtractHour, Round, TruncDate, TruncMonth
 from django.utils import timezone
 
-from analytics import bitmaps
+from analytics import bitmaps, packed_months
 from analytics.models import (
     BreakdownCell,
     BreakdownDimension,
@@ -48,8 +48,8 @@ from analytics.models import (
     CustomerHistory,
     DailyRollup,
     DirtyDay,
-    HourMonth,
     MonthlyRollup,
+    PackedMonth,
     RollupState,
 )
 from customers.models import Customer, Purchase, PurchaseItem, PurchaseStatus
@@ -461,47 +461,9 @@ def _write_breakdown_months(months: Iterable[date]) -> None:
 
 
 def _save_month_cells(month: date, cells: list) -> None:
-    """Save a month's new month cells, and its packed timing row from their hour cells."""
+    """Save a month's new month cells, and its packed rows (analytics.packed_months)."""
     BreakdownCell.objects.bulk_create(cells, batch_size=500)
-    _write_hour_month(month, [c for c in cells if c.dimension == BreakdownDimension.HOUR])
-
-
-def _write_hour_month(month: date, hour_cells: list) -> None:
-    """The month's ``HourMonth`` row: its hour month cells' entries concatenated, each with
-    its group (weekday x 24 + hour)."""
-    HourMonth.objects.filter(month=month).delete()
-    parts = []
-    for cell in hour_cells:
-        weekday, hour = cell.key.split(":")
-        ids, counts, cents = bitmaps.figures_of(cell.customers, cell.amounts, cell.counts)
-        parts.append((int(weekday) * 24 + int(hour), ids, counts, cents))
-    if not parts:
-        return
-    parts.sort(key=lambda part: part[0])  # by group: the same row whatever the cells' order
-    HourMonth.objects.create(
-        month=month,
-        groups=np.concatenate([np.full(p[1].size, p[0], dtype=np.uint8) for p in parts]).tobytes(),
-        customers=np.concatenate([p[1] for p in parts]).astype(np.uint32).tobytes(),
-        counts=bitmaps.pack_ints(np.concatenate([p[2] for p in parts]).astype(np.int64)),
-        amounts=bitmaps.pack_ints(np.concatenate([p[3] for p in parts]).astype(np.int64)),
-    )
-
-
-def add_hour_months() -> int:
-    """Write the packed timing row of every month with hour month cells and no row (cells
-    built before the rows existed); return the number of months written."""
-    months = set(
-        BreakdownCell.objects.filter(is_month=True, dimension=BreakdownDimension.HOUR)
-        .values_list("day", flat=True)
-        .distinct()
-    ) - set(HourMonth.objects.values_list("month", flat=True))
-    for month in sorted(months):
-        with transaction.atomic():
-            cells = BreakdownCell.objects.filter(
-                is_month=True, dimension=BreakdownDimension.HOUR, day=month
-            ).only("key", "customers", "amounts", "counts")
-            _write_hour_month(month, list(cells))
-    return len(months)
+    packed_months.write(month, cells)
 
 
 def _write_breakdown_days(days: set[date]) -> None:
@@ -520,7 +482,7 @@ def rebuild_breakdowns(*, max_id: int | None = None) -> int:
     return the number of cells. The refresh calls it when rollups exist without any cell
     (rollups built before the cells were added)."""
     BreakdownCell.objects.all().delete()
-    HourMonth.objects.all().delete()
+    PackedMonth.objects.all().delete()
     bounds = DailyRollup.objects.filter(purchases__gt=0).aggregate(lo=Min("day"), hi=Max("day"))
     written = 0
     if bounds["lo"] is None:
@@ -622,7 +584,7 @@ def rebuild_rollups() -> RollupState:
         CustomerHistory,
         DirtyDay,
         BreakdownCell,
-        HourMonth,
+        PackedMonth,
     ):
         model.objects.all().delete()
     bounds = (
@@ -841,8 +803,7 @@ def refresh_rollups(
         dimension=BreakdownDimension.HOUR, is_month=True
     ).exists():
         add_hour_month_cells()
-    elif not HourMonth.objects.exists():
-        add_hour_months()
+    packed_months.add_missing()
     # (day, marked_at) as read: a day marked again while this refresh runs gets a new
     # marked_at and survives the delete below, for the next refresh to pick up.
     marked = list(DirtyDay.objects.values_list("day", "marked_at"))

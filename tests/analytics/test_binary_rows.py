@@ -9,7 +9,7 @@ from itertools import pairwise
 import pytest
 
 from analytics.binary_rows import binary_rows, integer_column
-from analytics.models import BreakdownCell, DailyRollup
+from analytics.models import BreakdownCell, DailyRollup, PackedMonth
 from analytics.rollups import rebuild_rollups
 from customers.models import Customer
 
@@ -46,6 +46,16 @@ def test_rows_equal_the_select(store):
     assert DailyRollup.objects.exists()
     assert list(binary_rows(DailyRollup.objects.filter(day__in=[]), "day")) == []
     assert list(binary_rows(DailyRollup.objects.filter(purchases__lt=0), "day")) == []
+
+
+def test_json_equals_the_select(store):
+    rebuild_rollups()
+    PackedMonth.objects.create(
+        month="2020-01-01", dimension="category", keys=["和菓子・お茶", "", 'a "quoted" key']
+    )
+    rows = PackedMonth.objects.order_by("dimension", "month")
+    assert len(rows) > 1
+    assert list(binary_rows(rows, "month", "keys")) == list(rows.values_list("month", "keys"))
 
 
 def test_integer_column_equals_the_select(store):
