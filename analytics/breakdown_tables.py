@@ -28,7 +28,8 @@ from analytics.breakdowns import (
     top_customers,
 )
 from analytics.kpis import Filters
-from crm.templatetags.crm_tags import money
+from crm import number_formats
+from crm.number_formats import money
 
 TEXT, COUNT, MONEY, RATE, MOMENT = "text", "count", "money", "rate", "moment"
 TIMING_TABLES = ("timing_purchases", "timing_revenue")
@@ -40,11 +41,11 @@ def show(value, kind: str) -> str:
     if value is None:
         return "—"
     if kind == COUNT:
-        return formats.number_format(value, 0, force_grouping=True)
+        return number_formats.number(value, 0, force_grouping=True)
     if kind == MONEY:
         return money(value)
     if kind == RATE:
-        return f"{formats.number_format(value * 100, 1)}%"
+        return f"{number_formats.number(value * 100, 1)}%"
     if kind == MOMENT:
         return formats.date_format(value, "SHORT_DATETIME_FORMAT")
     return str(value)

@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from django.db import connection
-from django.utils import formats, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from analytics import definitions, rollup_state
@@ -35,7 +35,8 @@ from analytics.goals import goals_for_dashboard
 from analytics.kpis import Filters, Period, customer_set, filter_primer, kpis_with_comparisons
 from analytics.period_spend import spend_ranked
 from analytics.rollups import month_of
-from crm.templatetags.crm_tags import money
+from crm import number_formats
+from crm.number_formats import money
 from customers.models import SourceChannel
 from segments import reports
 from segments.models import ScoringRun
@@ -125,16 +126,16 @@ def display(value, kind: str) -> str:
     if kind == MONTH:
         return value.strftime("%Y-%m")
     if kind == COUNT:
-        return formats.number_format(value, 0, force_grouping=True)
+        return number_formats.number(value, 0, force_grouping=True)
     if kind == MONEY:
         return money(value)
     if kind == RATE:
-        return f"{formats.number_format(rounded(value * 100, 1), 1)}%"
+        return f"{number_formats.number(rounded(value * 100, 1), 1)}%"
     if kind == NUMBER:
-        return formats.number_format(rounded(value, 2), 2, force_grouping=True)
+        return number_formats.number(rounded(value, 2), 2, force_grouping=True)
     if kind in (DELTA_POINTS, DELTA_PERCENT):
         change = rounded(value, 1)
-        text = ("+" if change > 0 else "") + formats.number_format(change, 1, force_grouping=True)
+        text = ("+" if change > 0 else "") + number_formats.number(change, 1, force_grouping=True)
         if kind == DELTA_POINTS:
             return _("%(change)s pt") % {"change": text}
         return f"{text}%"

@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-import functools
-from decimal import Decimal
-
-from babel import Locale
-from babel.numbers import format_currency
 from django import template
-from django.conf import settings
-from django.utils.translation import get_language, to_locale
 
+from crm import number_formats
 from crm.names import user_display_name
 
 register = template.Library()
@@ -46,16 +40,7 @@ def money(amount, currency: str | None = None) -> str:
     """
     if amount is None or amount == "":
         return ""
-    return format_currency(
-        Decimal(amount), currency or settings.CURRENCY, locale=_babel_locale(get_language() or "ja")
-    )
-
-
-@functools.cache
-def _babel_locale(language: str) -> Locale:
-    # Parsed once per language: Babel parses the name and loads its data on every call given
-    # a string, most of the time of a page with hundreds of amounts (the dashboard).
-    return Locale.parse(to_locale(language))
+    return number_formats.money(amount, currency)
 
 
 @register.filter
