@@ -466,11 +466,14 @@ def kpis_for_periods(periods: list[Period], *, filters: Filters | None = None) -
     return [_figures(reader, p, counts[p.end]) for p in periods]
 
 
-def _counts_in_thread(ends: list[date], filters: Filters | None) -> dict[date, int]:
+def _counts_in_thread(ends: list[date], filters: Filters | None, state: tuple) -> dict[date, int]:
+    # The caller's rollup state: with a primed filter the counts are then cached ones, and
+    # this thread opens no database connection at all.
     try:
-        return customer_counts(ends, filters)
+        with rollup_state.pinned(state):
+            return customer_counts(ends, filters)
     finally:
-        connection.close()  # the thread's own connection
+        connection.close()  # the thread's own connection, if it opened one
 
 
 def kpis_with_comparisons(*, start: date, end: date, filters: Filters | None = None) -> dict:
@@ -486,7 +489,7 @@ def kpis_with_comparisons(*, start: date, end: date, filters: Filters | None = N
         # The count loads the customer snapshot (or, without a recent one, scans the
         # customers table: ~150 ms at a million) while this thread reads the rollups' bitmaps.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(_counts_in_thread, ends, filters)
+            pending = pool.submit(_counts_in_thread, ends, filters, rollup_state.current())
             reader = _reader(periods, filters)
             counts = pending.result()
     figures = [_figures(reader, p, counts[p.end]) for p in periods]
