@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import partial
 
 from django.db import connection
@@ -36,7 +36,7 @@ from analytics.kpis import Filters, Period, customer_set, filter_primer, kpis_wi
 from analytics.period_spend import spend_ranked
 from analytics.rollups import month_of
 from crm import number_formats
-from crm.number_formats import money
+from crm.number_formats import money, rounded
 from customers.models import SourceChannel
 from segments import reports
 from segments.models import ScoringRun
@@ -111,12 +111,6 @@ class Table:
             # formula, and crm.exporting prefixes such text with an apostrophe.
             return rounded(value, 1)
         return value
-
-
-def rounded(value, places: int) -> Decimal:
-    """Half up, from the shortest decimal of the float: the page and the CSV show the same
-    digits (binary floats and other rounding rules would differ in the last one)."""
-    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
 
 
 def display(value, kind: str) -> str:

@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from django.utils import formats
 from django.utils.translation import gettext as _
+
+from crm import number_formats
 
 ALPHA = 0.05
 POWER = 0.8
@@ -120,11 +121,11 @@ def compare(groups: list[Proportion], *, metric: str) -> Comparison:
 
 
 def _percent(rate: float) -> str:
-    return f"{formats.number_format(rate * 100, 1)}%"
+    return f"{number_formats.number(rate * 100, 1)}%"
 
 
 def _p(p_value: float) -> str:
-    return "< 0.001" if p_value < 0.001 else f"= {formats.number_format(p_value, 3)}"
+    return "< 0.001" if p_value < 0.001 else f"= {number_formats.number(p_value, 3)}"
 
 
 def verdict(test: Test, metric_name: str) -> str:
@@ -150,7 +151,7 @@ def verdict(test: Test, metric_name: str) -> str:
             _("No clear winner: %(best)s and %(other)s have the same %(metric)s (%(best_rate)s).")
             % words
         )
-    words["more"] = formats.number_format(test.more_needed, 0, force_grouping=True)
+    words["more"] = number_formats.number(test.more_needed, 0, force_grouping=True)
     return (
         _(
             "No clear winner yet between %(best)s (%(best_rate)s) and %(other)s "

@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -34,7 +33,7 @@ from campaigns.results import (
     goal_attainment_for,
 )
 from campaigns.views_plan import campaign_for
-from crm import exporting
+from crm import exporting, number_formats
 from crm.access import has_permissions, permission_required
 from crm.templatetags.crm_tags import money
 
@@ -83,11 +82,11 @@ class ListFilterForm(forms.Form):
 def percent(rate, digits: int = 1) -> str:
     if rate is None:
         return "—"
-    return f"{formats.number_format(float(rate) * 100, digits)}%"
+    return f"{number_formats.number(float(rate) * 100, digits)}%"
 
 
 def count(value) -> str:
-    return formats.number_format(value, 0, force_grouping=True)
+    return number_formats.number(value, 0, force_grouping=True)
 
 
 def _goal_text(metric: Metric, value) -> str:
@@ -183,13 +182,13 @@ def _lift(results: CampaignResults) -> dict | None:
         "holdout_converted": count(holdout.converted),
         "holdout_rate": percent(holdout.conversion_rate),
         "delivered_rate": percent(results.total.conversion_rate),
-        "absolute": _("%(points)s pt") % {"points": formats.number_format(lift.absolute * 100, 2)},
+        "absolute": _("%(points)s pt") % {"points": number_formats.number(lift.absolute * 100, 2)},
         "relative": percent(lift.relative) if lift.relative is not None else "—",
-        "incremental_conversions": formats.number_format(lift.incremental_conversions, 1),
+        "incremental_conversions": number_formats.number(lift.incremental_conversions, 1),
         "incremental_revenue": money(lift.incremental_revenue),
         "holdout_revenue_per_member": money(holdout.revenue_per_member),
         "revenue_per_delivered": money(results.total.revenue_per_recipient),
-        "p": formats.number_format(lift.p_value, 3),
+        "p": number_formats.number(lift.p_value, 3),
         "significant": lift.significant,
     }
 

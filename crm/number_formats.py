@@ -7,16 +7,18 @@ each number looks its language's separators up again (~4 µs), and through Babel
 quarter of the page's rendering. Here the separators are read once per language, and an
 amount in a currency without a minor unit (yen) is written from the prefix, group separator
 and suffix Babel itself writes for that language, read off one amount it formatted. The
-output is the same character for character (tests/crm/test_number_formats.py compares them);
+output is Babel's character for character (tests/crm/test_number_formats.py compares them);
 anything else (a currency with cents, a negative amount, a grouping that is not by threes)
-goes to Django or Babel as before.
+goes to Babel as before. Numbers are Django's too, with one difference: they are rounded half
+up to their places, where Django's number format cuts the other digits off (a share of
+12.97% shown as "12.9%"); every page writing a rate or a share with places goes through here.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from babel import Locale
 from babel.numbers import format_currency, get_currency_precision
@@ -48,8 +50,19 @@ def _separators(language: str | None) -> tuple[str, object, str]:
     )
 
 
+def rounded(value, places: int) -> Decimal:
+    """Half up, from the shortest decimal of the float: the page and the CSV show the same
+    digits (binary floats and other rounding rules would differ in the last one; Django's
+    number format cuts the digits beyond its places off instead of rounding)."""
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+
+
 def number(value, decimal_pos: int | None = None, *, force_grouping: bool = False) -> str:
-    """``django.utils.formats.number_format(value, decimal_pos, force_grouping=...)``."""
+    """``django.utils.formats.number_format(value, decimal_pos, force_grouping=...)`` of the
+    value rounded half up to ``decimal_pos`` places: Django's cuts the other digits off
+    (12.97 with one place is "12.9" there, "13.0" here, as ``floatformat`` writes it)."""
+    if decimal_pos is not None and value is not None:
+        value = rounded(value, decimal_pos)
     decimal_sep, grouping, thousand_sep = _separators(get_language())
     return numberformat.format(
         value,

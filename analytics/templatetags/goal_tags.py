@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import template
-from django.utils import formats
 from django.utils.translation import gettext as _
 
 from analytics.forms_goals import plain
 from analytics.goals import COUNTS, MONEY, analytics_today, goals_for_dashboard
 from analytics.models import RATE_KPIS, GoalTargetKind
+from crm import number_formats
 from crm.templatetags.crm_tags import money
 
 register = template.Library()
@@ -33,7 +33,7 @@ def goals_panel(user, today=None, rows=None):
 
 
 def _percent(value: Decimal, digits: int = 1) -> str:
-    return f"{formats.number_format(float(value) * 100, digits)}%"
+    return f"{number_formats.number(float(value) * 100, digits)}%"
 
 
 @register.filter
@@ -48,8 +48,8 @@ def goal_value(value, kpi: str) -> str:
     if kpi in MONEY:
         return money(value)
     if kpi in COUNTS:
-        return formats.number_format(value, 0, force_grouping=True)
-    return formats.number_format(value, 2, force_grouping=True)
+        return number_formats.number(value, 0, force_grouping=True)
+    return number_formats.number(value, 2, force_grouping=True)
 
 
 @register.filter
@@ -59,7 +59,7 @@ def goal_target(goal) -> str:
         return goal_value(goal.target, goal.kpi)
     sign = "+" if goal.target > 0 else "−"
     size = abs(goal.target) * 100
-    number = formats.number_format(plain(size))
+    number = number_formats.number(plain(size))
     if goal.kpi in RATE_KPIS:
         return _("%(sign)s%(number)s points") % {"sign": sign, "number": number}
     return f"{sign}{number}%"
@@ -70,4 +70,4 @@ def share(value) -> str:
     """An attainment (1 = 100%) in whole percent."""
     if value is None:
         return "—"
-    return f"{formats.number_format(value * 100, 0)}%"
+    return f"{number_formats.number(value * 100, 0)}%"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django import template
-from django.utils import formats
+
+from crm import number_formats
 
 register = template.Library()
 
@@ -13,7 +14,7 @@ def percent(share, digits: int = 1) -> str:
     """A fraction 0-1 as a percentage in the active language's number format: 0.1234 → 12.3%."""
     if share is None or share == "":
         return ""
-    return f"{formats.number_format(float(share) * 100, int(digits))}%"
+    return f"{number_formats.number(float(share) * 100, int(digits))}%"
 
 
 @register.filter

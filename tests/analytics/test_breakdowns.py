@@ -17,7 +17,7 @@ from django.utils import translation
 from rest_framework.test import APIClient
 
 from analytics import packed_months
-from analytics.breakdown_tables import TABLES, breakdown_table, breakdowns_context
+from analytics.breakdown_tables import RATE, TABLES, breakdown_table, breakdowns_context, show
 from analytics.breakdowns import DIMENSIONS, purchase_timing, revenue_by, top_customers
 from analytics.customer_attributes import snapshot_customers
 from analytics.kpis import Filters
@@ -436,3 +436,10 @@ def test_the_page_part_shows_every_chart_with_its_table_and_download(marketer, s
     c1 = shop_items["c1"]
     assert f'href="/customers/{c1.pk}/"' in html
     assert "<script>" not in html  # no inline script: the charts come from the static file
+
+
+def test_shares_are_shown_rounded_half_up():
+    # Django's number format alone would cut the digits off: 13.0% shown as 12.9%.
+    assert show(0.12968, RATE) == "13.0%"
+    assert show(0.00063, RATE) == "0.1%"
+    assert show(0.125, RATE) == "12.5%"

@@ -58,12 +58,24 @@ def test_yen_amounts_take_the_fast_way(language):
 @pytest.mark.parametrize("language", ["ja", "en", None])
 @pytest.mark.parametrize("places", [None, 0, 1, 2])
 @pytest.mark.parametrize("grouping", [True, False])
-def test_numbers_are_what_django_writes(language, places, grouping):
+def test_numbers_are_what_django_writes_of_them_rounded(language, places, grouping):
     with translation.override(language):
         for value in NUMBERS:
+            exact = value if places is None else number_formats.rounded(value, places)
             assert number_formats.number(
                 value, places, force_grouping=grouping
-            ) == formats.number_format(value, places, force_grouping=grouping)
+            ) == formats.number_format(exact, places, force_grouping=grouping)
+
+
+def test_numbers_are_rounded_half_up_not_cut():
+    # Django's number format writes 12.9 and 0.0 for these: the digits beyond are cut off.
+    assert formats.number_format(12.97, 1) == "12.9"
+    assert number_formats.number(12.97, 1) == "13.0"
+    assert number_formats.number(0.063, 1) == "0.1"
+    assert number_formats.number(0.05, 1) == "0.1"
+    assert number_formats.number(Decimal("2.5"), 0) == "3"
+    assert number_formats.number(-0.04, 1) == "0.0"
+    assert number_formats.number(1234.5, 0, force_grouping=True) == "1,235"
 
 
 def test_changed_separators_are_read_again(settings):
