@@ -45,8 +45,7 @@ def show(value, kind: str) -> str:
     if kind == MONEY:
         return money(value)
     if kind == RATE:
-        # Rounded half up as the KPI cards' rates: the number format alone cuts digits off.
-        return f"{number_formats.number(number_formats.rounded(value * 100, 1), 1)}%"
+        return f"{number_formats.number(value * 100, 1)}%"
     if kind == MOMENT:
         return formats.date_format(value, "SHORT_DATETIME_FORMAT")
     return str(value)

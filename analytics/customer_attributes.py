@@ -333,11 +333,6 @@ class LifetimeTotals(CohortNumbers):
         ]
 
 
-def _rollup_state() -> tuple:
-    """(version, refreshed_at) of the rollups: every refresh or rebuild changes both."""
-    return rollup_state.current()
-
-
 def exact_sums(codes: np.ndarray, cents: np.ndarray, size: int) -> np.ndarray:
     """Exact int64 sums of ``cents`` per code 0..size-1."""
     if int(np.abs(cents).sum(dtype=np.int64)) < 2**53:
@@ -380,7 +375,7 @@ def snapshot_lifetimes() -> CustomerLifetime:
     snapshot)."""
     # Read before the rollups: a refresh committed in between leaves the row labelled older
     # than what it holds, so ignored as stale, never the reverse.
-    version, _refreshed_at = _rollup_state()
+    version, _refreshed_at = rollup_state.current()
     lifetimes = lifetime_arrays()
     totals = lifetime_totals(lifetimes)
     row, _created = CustomerLifetime.objects.update_or_create(
@@ -504,7 +499,7 @@ def computed_lifetimes() -> Lifetimes:
         return fresh
     # Keyed by the refresh time too: a version number alone can come back (a restored
     # database, the tests' rolled-back transactions).
-    return _kept(("computed", *_rollup_state()), lifetime_arrays)
+    return _kept(("computed", *rollup_state.current()), lifetime_arrays)
 
 
 def _kept(stamp: tuple, load) -> Lifetimes:

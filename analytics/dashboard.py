@@ -124,9 +124,9 @@ def display(value, kind: str) -> str:
     if kind == MONEY:
         return money(value)
     if kind == RATE:
-        return f"{number_formats.number(rounded(value * 100, 1), 1)}%"
+        return f"{number_formats.number(value * 100, 1)}%"
     if kind == NUMBER:
-        return number_formats.number(rounded(value, 2), 2, force_grouping=True)
+        return number_formats.number(value, 2, force_grouping=True)
     if kind in (DELTA_POINTS, DELTA_PERCENT):
         change = rounded(value, 1)
         text = ("+" if change > 0 else "") + number_formats.number(change, 1, force_grouping=True)

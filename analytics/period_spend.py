@@ -79,14 +79,10 @@ _lock = threading.Lock()
 _memo: dict[tuple, tuple[float, threading.Event, list]] = {}
 
 
-def _state() -> tuple:
-    return rollup_state.current()
-
-
 def period_figures(*, period: Period, filters: Filters | None = None) -> Figures:
     """Every customer active in ``period`` (matching ``filters``) with their purchases and
     spend in it."""
-    key = (period, filters or None, _state())
+    key = (period, filters or None, rollup_state.current())
     now = time.monotonic()
     with _lock:
         for stale in [k for k, (at, _e, _r) in _memo.items() if now - at > MEMO_SECONDS]:
@@ -118,7 +114,7 @@ def period_totals(*, period: Period, filters: Filters | None = None) -> tuple[in
     summed month by month without adding up each customer's (all the comparison periods'
     KPIs need)."""
     with _lock:
-        entry = _memo.get((period, filters or None, _state()))
+        entry = _memo.get((period, filters or None, rollup_state.current()))
     if entry is not None:
         # Being read by another part (the top customers): wait rather than read twice.
         _at, done, result = entry
